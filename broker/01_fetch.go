@@ -1,0 +1,166 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/localstore"
+)
+
+// Fetch, versions 4–16.
+//
+// Reads whole batches from each partition's log up to the high watermark,
+// within the request's max_bytes and each partition's partition_max_bytes; the
+// first partition with data may exceed them by one batch (KIP-74). When less
+// than min_bytes is available the request parks on every requested partition
+// and is woken by the next append (no polling), or answers at max_wait_ms.
+// Record bytes go from the segment file to the socket with sendfile
+// (fetch_reply.go).
+//
+// Fetch sessions (KIP-227): we never create one. A request asking for a new
+// session (id 0, epoch 0) gets session id 0 back, which tells the client to
+// keep sending full fetches; a request naming a session id we never gave gets
+// FETCH_SESSION_ID_NOT_FOUND, so the client resets. v13+ names topics by id.
+// v9+ checks current_leader_epoch (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+func init() { register(kmsg.Fetch, 4, 16, handleFetch) }
+
+func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
+	req := kreq.(*kmsg.FetchRequest)
+	b := c.b
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if h.version >= 7 {
+		switch {
+		case req.SessionID != 0:
+			resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+			return resp, nil
+		case req.SessionEpoch != 0 && req.SessionEpoch != -1:
+			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+			return resp, nil
+		}
+	}
+	maxBytes := int(req.MaxBytes)
+	if h.version < 3 || maxBytes <= 0 {
+		maxBytes = 1<<31 - 1
+	}
+	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	var waiter *fetchWaiter
+	var parked []*partition
+	defer func() {
+		for _, p := range parked {
+			p.removeWaiter(waiter)
+		}
+	}()
+	for {
+		reply, total, parts := b.readFetch(h.version, req, maxBytes)
+		done := total >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || reply.hasError || b.ctx.Err() != nil
+		remaining := time.Until(deadline)
+		if done || remaining <= 0 {
+			return reply, nil
+		}
+		// Park on every requested partition, then look once more: an append
+		// between the read above and parking would otherwise be missed.
+		if waiter == nil {
+			waiter = &fetchWaiter{ch: make(chan struct{}, 1)}
+			for _, p := range parts {
+				p.addWaiter(waiter)
+				parked = append(parked, p)
+			}
+			reply.release()
+			continue
+		}
+		reply.release()
+		timer := time.NewTimer(remaining)
+		select {
+		case <-waiter.ch:
+		case <-timer.C:
+		case <-b.ctx.Done():
+		}
+		timer.Stop()
+	}
+}
+
+// readFetch reads every requested partition once and builds the reply.
+func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int) (*fetchReply, int, []*partition) {
+	reply := &fetchReply{resp: req.ResponseKind().(*kmsg.FetchResponse)}
+	resp := reply.resp
+	total := 0
+	var parts []*partition
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		var t *topic
+		if version >= 13 {
+			t = b.topics.getByID(rt.TopicID)
+		} else {
+			t = b.topics.get(rt.Topic)
+		}
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			var p *partition
+			if t != nil && rp.Partition >= 0 && int(rp.Partition) < len(t.partitions) {
+				p = t.partitions[rp.Partition]
+			}
+			if p == nil {
+				if version >= 13 && t == nil {
+					sp.ErrorCode = kerr.UnknownTopicID.Code
+				} else {
+					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
+				reply.hasError = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			parts = append(parts, p)
+			hw := p.highWatermark()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.log.LogStartOffset()
+			if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.leaderEpoch.Load()); ec != nil {
+				sp.ErrorCode = ec.Code
+				reply.hasError = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			budget := min(int(rp.PartitionMaxBytes), maxBytes-total)
+			minOne := total == 0
+			if budget <= 0 && !minOne {
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			sl, err := p.log.Read(rp.FetchOffset, max(budget, 0), hw, minOne)
+			switch {
+			case errors.Is(err, localstore.ErrOffsetOutOfRange):
+				sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				reply.hasError = true
+			case err != nil:
+				b.log.Error("fetch read failed", "topic", p.topic, "partition", p.index, "offset", rp.FetchOffset, "err", err)
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				reply.hasError = true
+			case sl.Size > 0:
+				sp.RecordBatches = reply.addSlice(sl)
+				total += int(sl.Size)
+				b.metrics.bytesOut.Add(float64(sl.Size))
+			default:
+				sl.Release()
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return reply, total, parts
+}
+
+// checkLeaderEpoch implements KIP-320's fencing of stale or future leader epochs.
+func checkLeaderEpoch(requested, current int32) *kerr.Error {
+	switch {
+	case requested < 0:
+		return nil
+	case requested < current:
+		return kerr.FencedLeaderEpoch
+	case requested > current:
+		return kerr.UnknownLeaderEpoch
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ListOffsets, versions 1–9.
+//
+// Special timestamps: -2 earliest (log start), -1 latest (high watermark),
+// -3 the max timestamp (KIP-734, v7+), -4 earliest local (KIP-1005, v9+: the
+// same as -2 until tiered storage lands), -5 latest tiered (KIP-1005: -1 /
+// nothing tiered yet). Any other timestamp finds the first offset whose
+// timestamp is at or after it; none found gives offset -1, as Kafka does.
+// Reads stop at the high watermark; read_committed equals it (no transactions).
+func init() { register(kmsg.ListOffsets, 1, 9, handleListOffsets) }
+
+func handleListOffsets(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
+	req := kreq.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			c.b.listOffset(&sp, rt.Topic, rp)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+func (b *Broker) listOffset(sp *kmsg.ListOffsetsResponseTopicPartition, topicName string, rp kmsg.ListOffsetsRequestTopicPartition) {
+	_, p := b.topics.partition(topicName, rp.Partition)
+	if p == nil {
+		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return
+	}
+	epoch := p.leaderEpoch.Load()
+	if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, epoch); ec != nil {
+		sp.ErrorCode = ec.Code
+		return
+	}
+	sp.LeaderEpoch = epoch
+	sp.Timestamp = -1
+	hw := p.highWatermark()
+	switch rp.Timestamp {
+	case -2, -4:
+		sp.Offset = p.log.LogStartOffset()
+	case -1:
+		sp.Offset = hw
+	case -5:
+		sp.Offset = -1
+	case -3:
+		ts, off, err := p.log.MaxTimestamp()
+		if err != nil {
+			b.log.Error("max timestamp lookup failed", "topic", topicName, "partition", rp.Partition, "err", err)
+			sp.ErrorCode = kerr.KafkaStorageError.Code
+			return
+		}
+		if off < 0 || off >= hw {
+			sp.Offset = -1
+			return
+		}
+		sp.Offset, sp.Timestamp = off, ts
+	default:
+		if rp.Timestamp < 0 {
+			sp.ErrorCode = kerr.InvalidRequest.Code
+			return
+		}
+		off, ts, found, err := p.log.OffsetForTimestamp(rp.Timestamp)
+		if err != nil {
+			b.log.Error("timestamp lookup failed", "topic", topicName, "partition", rp.Partition, "err", err)
+			sp.ErrorCode = kerr.KafkaStorageError.Code
+			return
+		}
+		if !found || off >= hw {
+			sp.Offset = -1
+			return
+		}
+		sp.Offset, sp.Timestamp = off, ts
+	}
+}

@@ -1,0 +1,148 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// CreateTopics, versions 0–7.
+//
+// Validates the name (Kafka's rules: 1–249 of [a-zA-Z0-9._-], not "." or
+// ".."), partition count (-1: num.partitions), replication factor (-1:
+// default.replication.factor; more than the live brokers is
+// INVALID_REPLICATION_FACTOR) and every config (unknown names or bad values:
+// INVALID_CONFIG). validate_only (v1+) checks without creating. v5+ returns
+// the resulting configs, v7+ the topic id. Explicit replica assignments are
+// accepted only if they name live brokers.
+func init() { register(kmsg.CreateTopics, 0, 7, handleCreateTopics) }
+
+var legalTopicName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+func validateTopicName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("topic name is empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("topic name %q is not allowed", name)
+	case len(name) > 249:
+		return fmt.Errorf("topic name is longer than 249 characters")
+	case !legalTopicName.MatchString(name):
+		return fmt.Errorf("topic name %q contains characters other than ASCII letters, digits, '.', '_' and '-'", name)
+	}
+	return nil
+}
+
+func handleCreateTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
+	req := kreq.(*kmsg.CreateTopicsRequest)
+	b := c.b
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	brokers, _ := b.coord.Brokers(b.ctx)
+	seen := map[string]int{}
+	for _, rt := range req.Topics {
+		seen[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		fail := func(err *kerr.Error, format string, args ...any) {
+			st.ErrorCode = err.Code
+			msg := fmt.Sprintf(format, args...)
+			st.ErrorMessage = &msg
+			st.NumPartitions, st.ReplicationFactor = -1, -1
+		}
+		configs := map[string]string{}
+		for _, kv := range rt.Configs {
+			if kv.Value != nil {
+				configs[kv.Name] = *kv.Value
+			}
+		}
+		partitions, rf := rt.NumPartitions, rt.ReplicationFactor
+		if partitions == -1 {
+			partitions = b.settings.numPartitions
+		}
+		if rf == -1 {
+			rf = b.settings.defaultReplication
+		}
+		if len(rt.ReplicaAssignment) > 0 {
+			partitions = int32(len(rt.ReplicaAssignment))
+			rf = int16(len(rt.ReplicaAssignment[0].Replicas))
+		}
+		switch err := validateTopicName(rt.Topic); {
+		case seen[rt.Topic] > 1:
+			fail(kerr.InvalidRequest, "topic %q appears more than once in the request", rt.Topic)
+		case err != nil:
+			fail(kerr.InvalidTopicException, "%v", err)
+		case isInternalTopic(rt.Topic):
+			fail(kerr.InvalidRequest, "topic %q is reserved for internal use", rt.Topic)
+		case b.topics.get(rt.Topic) != nil:
+			fail(kerr.TopicAlreadyExists, "topic %q already exists", rt.Topic)
+		case partitions <= 0:
+			fail(kerr.InvalidPartitions, "number of partitions must be larger than 0, got %d", partitions)
+		case rf <= 0:
+			fail(kerr.InvalidReplicationFactor, "replication factor must be larger than 0, got %d", rf)
+		case int(rf) > len(brokers):
+			fail(kerr.InvalidReplicationFactor, "replication factor %d is larger than the %d available broker(s)", rf, len(brokers))
+		default:
+			if err := validateTopicConfigs(configs); err != nil {
+				fail(kerr.InvalidConfig, "%v", err)
+				break
+			}
+			if bad := badAssignment(rt.ReplicaAssignment, brokers); bad != "" {
+				fail(kerr.InvalidReplicaAssignment, "%s", bad)
+				break
+			}
+			if req.ValidateOnly {
+				fillCreatedTopic(b, &st, nil, partitions, rf, configs)
+				break
+			}
+			t, err := b.topics.create(b.ctx, rt.Topic, partitions, rf, configs)
+			if errors.Is(err, errTopicExists) {
+				fail(kerr.TopicAlreadyExists, "topic %q already exists", rt.Topic)
+				break
+			}
+			if err != nil {
+				c.log.Error("create topic failed", "topic", rt.Topic, "err", err)
+				fail(kerr.UnknownServerError, "create topic: %v", err)
+				break
+			}
+			fillCreatedTopic(b, &st, t, partitions, rf, configs)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+func badAssignment(as []kmsg.CreateTopicsRequestTopicReplicaAssignment, brokers []coordBroker) string {
+	live := map[int32]bool{}
+	for _, br := range brokers {
+		live[br.NodeID] = true
+	}
+	for _, a := range as {
+		for _, r := range a.Replicas {
+			if !live[r] {
+				return fmt.Sprintf("partition %d is assigned to unknown broker %d", a.Partition, r)
+			}
+		}
+	}
+	return ""
+}
+
+func fillCreatedTopic(b *Broker, st *kmsg.CreateTopicsResponseTopic, t *topic, partitions int32, rf int16, configs map[string]string) {
+	st.NumPartitions, st.ReplicationFactor = partitions, rf
+	if t != nil {
+		st.TopicID = t.meta.ID
+	}
+	cfg := b.resolveTopicConfig(configs)
+	for _, d := range topicConfigDefs {
+		rc := kmsg.NewCreateTopicsResponseTopicConfig()
+		rc.Name = d.name
+		v := cfg.raw[d.name]
+		rc.Value = &v
+		rc.Source = int8(cfg.source[d.name])
+		st.Configs = append(st.Configs, rc)
+	}
+}

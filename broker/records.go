@@ -1,0 +1,205 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+	"github.com/twmb/franz-go/pkg/kbin"
+
+	"github.com/strata-broker/strata/localstore"
+)
+
+// Offsets of RecordBatch v2 header fields we rewrite.
+const (
+	batchAttributesPos   = 21
+	batchMaxTimestampPos = 35
+	batchRecordsPos      = localstore.BatchHeaderSize
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// maxDecompressedBatch bounds what one compressed batch may expand to, so a
+// small "zip bomb" cannot take the broker's memory.
+const maxDecompressedBatch = 256 << 20
+
+// recordStats is what walking a batch's records tells us.
+type recordStats struct {
+	count        int32
+	minTimestamp int64
+	maxTimestamp int64
+}
+
+var errBadRecords = errors.New("invalid records")
+
+// walkRecords checks that b (the uncompressed records section of a batch)
+// holds exactly h.NumRecords well-formed records whose offset deltas run
+// 0,1,2,… as Kafka's LogValidator requires for v2, and gathers timestamps.
+func walkRecords(b []byte, h localstore.BatchHeader) (recordStats, error) {
+	st := recordStats{minTimestamp: 1<<63 - 1, maxTimestamp: -1 << 63}
+	for i := int32(0); i < h.NumRecords; i++ {
+		n, ln := kbin.Varint(b)
+		if ln <= 0 || n < 0 || int(n) > len(b)-ln {
+			return st, fmt.Errorf("%w: record %d: bad length", errBadRecords, i)
+		}
+		rec := b[ln : ln+int(n)]
+		b = b[ln+int(n):]
+		if err := checkRecord(rec, i, h.BaseTimestamp, &st); err != nil {
+			return st, err
+		}
+		st.count++
+	}
+	if len(b) != 0 {
+		return st, fmt.Errorf("%w: %d trailing bytes after %d records", errBadRecords, len(b), h.NumRecords)
+	}
+	return st, nil
+}
+
+func checkRecord(rec []byte, idx int32, baseTs int64, st *recordStats) error {
+	r := kbin.Reader{Src: rec}
+	r.Int8() // attributes, unused in v2
+	tsDelta := r.Varlong()
+	offDelta := r.Varint()
+	if kl := r.Varint(); kl >= 0 {
+		r.Span(int(kl))
+	} else if kl < -1 {
+		return fmt.Errorf("%w: record %d: bad key length", errBadRecords, idx)
+	}
+	if vl := r.Varint(); vl >= 0 {
+		r.Span(int(vl))
+	} else if vl < -1 {
+		return fmt.Errorf("%w: record %d: bad value length", errBadRecords, idx)
+	}
+	nh := r.Varint()
+	if nh < 0 {
+		return fmt.Errorf("%w: record %d: bad header count", errBadRecords, idx)
+	}
+	for j := int32(0); j < nh && r.Ok(); j++ {
+		if kl := r.Varint(); kl >= 0 {
+			r.Span(int(kl))
+		} else {
+			return fmt.Errorf("%w: record %d: null header key", errBadRecords, idx)
+		}
+		if vl := r.Varint(); vl >= 0 {
+			r.Span(int(vl))
+		} else if vl < -1 {
+			return fmt.Errorf("%w: record %d: bad header value length", errBadRecords, idx)
+		}
+	}
+	if !r.Ok() || len(r.Src) != 0 {
+		return fmt.Errorf("%w: record %d: malformed", errBadRecords, idx)
+	}
+	if offDelta != idx {
+		return fmt.Errorf("%w: record %d has offset delta %d", errBadRecords, idx, offDelta)
+	}
+	ts := baseTs + tsDelta
+	if ts < st.minTimestamp {
+		st.minTimestamp = ts
+	}
+	if ts > st.maxTimestamp {
+		st.maxTimestamp = ts
+	}
+	return nil
+}
+
+var (
+	zstdDecoders = sync.Pool{New: func() any {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxDecompressedBatch))
+		return d
+	}}
+	lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+)
+
+// xerialMagic starts snappy data framed by the Java client's snappy-java.
+var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+// decompress returns the uncompressed records section of a batch.
+func decompress(codec int8, src []byte) ([]byte, error) {
+	switch codec {
+	case 0:
+		return src, nil
+	case 1:
+		zr, err := gzip.NewReader(bytes.NewReader(src))
+		if err != nil {
+			return nil, err
+		}
+		return readLimited(zr)
+	case 2:
+		if bytes.HasPrefix(src, xerialMagic) && len(src) >= 16 {
+			return unxerial(src[16:])
+		}
+		return snappyBlock(src)
+	case 3:
+		zr := lz4Readers.Get().(*lz4.Reader)
+		defer lz4Readers.Put(zr)
+		zr.Reset(bytes.NewReader(src))
+		return readLimited(zr)
+	case 4:
+		d := zstdDecoders.Get().(*zstd.Decoder)
+		defer zstdDecoders.Put(d)
+		return d.DecodeAll(src, nil)
+	default:
+		return nil, fmt.Errorf("unknown compression codec %d", codec)
+	}
+}
+
+func snappyBlock(src []byte) ([]byte, error) {
+	n, err := s2.DecodedLen(src)
+	if err != nil {
+		return nil, err
+	}
+	if n > maxDecompressedBatch {
+		return nil, fmt.Errorf("snappy block expands to %d bytes", n)
+	}
+	return s2.Decode(nil, src)
+}
+
+// unxerial decodes snappy-java's framing: repeated (int32 length, block).
+func unxerial(src []byte) ([]byte, error) {
+	var out []byte
+	for len(src) > 0 {
+		if len(src) < 4 {
+			return nil, errors.New("truncated xerial snappy chunk")
+		}
+		n := int(binary.BigEndian.Uint32(src))
+		src = src[4:]
+		if n < 0 || n > len(src) {
+			return nil, errors.New("bad xerial snappy chunk length")
+		}
+		blk, err := snappyBlock(src[:n])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, blk...)
+		if len(out) > maxDecompressedBatch {
+			return nil, errors.New("snappy data too large")
+		}
+		src = src[n:]
+	}
+	return out, nil
+}
+
+func readLimited(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxDecompressedBatch+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxDecompressedBatch {
+		return nil, fmt.Errorf("compressed batch expands beyond %d bytes", maxDecompressedBatch)
+	}
+	return b, nil
+}
+
+// setMaxTimestamp rewrites the header's maxTimestamp and the CRC that covers it.
+func setMaxTimestamp(batch []byte, ts int64) {
+	binary.BigEndian.PutUint64(batch[batchMaxTimestampPos:], uint64(ts))
+	binary.BigEndian.PutUint32(batch[17:], crc32.Checksum(batch[batchAttributesPos:], castagnoli))
+}

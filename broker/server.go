@@ -1,0 +1,246 @@
+// Package broker is Strata's Kafka protocol server: it accepts connections,
+// decodes requests with franz-go's kmsg, and answers them from partition logs
+// (localstore) and cluster metadata (coord).
+//
+// Files named NN_name.go each handle one Kafka API key, as in franz-go's kfake:
+// a doc block names the versions handled and the Kafka behaviour matched.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/strata-broker/strata/coord"
+)
+
+// Options configures a Broker.
+type Options struct {
+	NodeID  int32
+	DataDir string
+	// Listen is the host:port to accept Kafka connections on ("127.0.0.1:0"
+	// picks a free port; Addr tells which).
+	Listen string
+	// Advertise is the host:port clients are told to connect to; empty means
+	// the listener's address.
+	Advertise string
+	// Settings are broker configs by Kafka name (num.partitions, log.segment.bytes, …).
+	Settings map[string]string
+	// Coord is the metadata store; nil opens the embedded single-node store
+	// in DataDir.
+	Coord coord.Coordinator
+	// Now is the clock; nil means time.Now. Tests inject one so timeouts and
+	// retention never need sleeps.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields.
+func (o *Options) EnsureDefaults() {
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:9092"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Settings == nil {
+		o.Settings = map[string]string{}
+	}
+}
+
+// Validate reports bad options with a message fit for an operator.
+func (o *Options) Validate() error {
+	if o.DataDir == "" {
+		return errors.New("data directory is required (--data-dir or log.dirs)")
+	}
+	if o.NodeID < 0 {
+		return fmt.Errorf("node.id must be >= 0, got %d", o.NodeID)
+	}
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+		return fmt.Errorf("listen address %q: %v", o.Listen, err)
+	}
+	if o.Advertise != "" {
+		if _, _, err := net.SplitHostPort(o.Advertise); err != nil {
+			return fmt.Errorf("advertise address %q: %v", o.Advertise, err)
+		}
+	}
+	_, err := parseBrokerSettings(o.Settings)
+	return err
+}
+
+// Broker is one running Strata broker.
+type Broker struct {
+	opts     Options
+	log      *slog.Logger
+	settings brokerSettings
+	coord    coord.Coordinator
+	ownCoord bool
+	ln       net.Listener
+	host     string
+	port     int32
+	metrics  *metrics
+	topics   *topicRegistry
+	pids     *producerIDs
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	connsMu sync.Mutex
+	conns   map[*conn]struct{}
+}
+
+// New opens the logs in opts.DataDir and binds the listener, but does not
+// accept connections until Serve.
+func New(opts Options) (*Broker, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	settings, _ := parseBrokerSettings(opts.Settings)
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	b := &Broker{
+		opts:     opts,
+		log:      opts.Logger,
+		settings: settings,
+		coord:    opts.Coord,
+		conns:    map[*conn]struct{}{},
+		metrics:  newMetrics(),
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if b.coord == nil {
+		c, err := coord.OpenEmbedded(opts.DataDir, opts.NodeID)
+		if err != nil {
+			return nil, err
+		}
+		b.coord, b.ownCoord = c, true
+	}
+	b.pids = newProducerIDs(b.coord)
+	b.topics = newTopicRegistry(b)
+	if err := b.topics.load(b.ctx); err != nil {
+		b.closeCoord()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		b.topics.closeAll()
+		b.closeCoord()
+		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
+	}
+	b.ln = ln
+	adv := opts.Advertise
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	host, portStr, _ := net.SplitHostPort(adv)
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("advertise port %q: %v", portStr, err)
+	}
+	if adv == ln.Addr().String() || port == 0 {
+		_, lp, _ := net.SplitHostPort(ln.Addr().String())
+		port, _ = strconv.Atoi(lp)
+	}
+	b.host, b.port = host, int32(port)
+	if err := b.coord.RegisterBroker(b.ctx, coord.BrokerInfo{NodeID: opts.NodeID, Host: b.host, Port: b.port}); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Addr is the address the listener is bound to.
+func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
+
+// Serve accepts connections until Close. It also runs the background
+// maintenance loop (flush.ms, segment.ms rolls of idle partitions).
+func (b *Broker) Serve() error {
+	b.wg.Add(1)
+	go b.maintenanceLoop()
+	for {
+		nc, err := b.ln.Accept()
+		if err != nil {
+			if b.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		c := newConn(b, nc)
+		b.connsMu.Lock()
+		if b.ctx.Err() != nil {
+			b.connsMu.Unlock()
+			nc.Close()
+			return nil
+		}
+		b.conns[c] = struct{}{}
+		b.connsMu.Unlock()
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			c.serve()
+			b.connsMu.Lock()
+			delete(b.conns, c)
+			b.connsMu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, closes connections, waits for in-flight requests,
+// then closes every log cleanly (so the next start does no recovery scan).
+func (b *Broker) Close() error {
+	b.cancel()
+	b.ln.Close()
+	b.connsMu.Lock()
+	for c := range b.conns {
+		c.nc.Close()
+	}
+	b.connsMu.Unlock()
+	b.wg.Wait()
+	err := b.topics.closeAll()
+	if cerr := b.closeCoord(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (b *Broker) closeCoord() error {
+	if b.ownCoord {
+		return b.coord.Close()
+	}
+	return nil
+}
+
+func (b *Broker) now() time.Time { return b.opts.Now() }
+
+// maintenanceLoop drives time-based work that has no request to hang on:
+// flush.ms and segment.ms for partitions that receive no appends.
+func (b *Broker) maintenanceLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+			b.topics.tick()
+		}
+	}
+}

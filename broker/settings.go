@@ -1,0 +1,114 @@
+package broker
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// brokerSettings are the broker-level configs Strata understands, typed. raw
+// keeps every setting given (including topic-default synonyms such as
+// log.segment.bytes) for DescribeConfigs and topic config resolution.
+type brokerSettings struct {
+	raw                   map[string]string
+	numPartitions         int32
+	defaultReplication    int16
+	autoCreateTopics      bool
+	socketRequestMaxBytes int32
+	offsetsTopicParts     int32
+	offsetsRetentionMin   int64
+	replicaLagTimeMaxMs   int64
+}
+
+// brokerConfigDef is a broker config with its default.
+type brokerConfigDef struct {
+	name, def string
+	typ       configType
+	validate  func(string) error
+}
+
+var brokerConfigDefs = []brokerConfigDef{
+	{"auto.create.topics.enable", "true", typeBoolean, isBool},
+	{"default.replication.factor", "1", typeInt, intBetween(1, 32767)},
+	{"num.partitions", "1", typeInt, intBetween(1, 1<<20)},
+	{"offsets.retention.minutes", "10080", typeInt, intBetween(1, 1<<31-1)},
+	{"offsets.topic.num.partitions", "50", typeInt, intBetween(1, 1<<20)},
+	{"replica.lag.time.max.ms", "30000", typeLong, longAtLeast(1)},
+	{"socket.request.max.bytes", "104857600", typeInt, intBetween(1024, 1<<31-1)},
+	{"group.initial.rebalance.delay.ms", "3000", typeInt, intBetween(0, 1<<31-1)},
+}
+
+var brokerConfigByName = func() map[string]*brokerConfigDef {
+	m := map[string]*brokerConfigDef{}
+	for i := range brokerConfigDefs {
+		m[brokerConfigDefs[i].name] = &brokerConfigDefs[i]
+	}
+	return m
+}()
+
+// topicDefaultSynonyms maps broker names that set topic defaults to the topic
+// config whose validator applies.
+var topicDefaultSynonyms = func() map[string]*topicConfigDef {
+	m := map[string]*topicConfigDef{}
+	for i := range topicConfigDefs {
+		if s := topicConfigDefs[i].brokerSynonym; s != "" {
+			m[s] = &topicConfigDefs[i]
+		}
+	}
+	return m
+}()
+
+// ignoredBrokerConfigs are accepted and reported but have no effect yet; naming
+// them keeps a Kafka server.properties from failing to load.
+var ignoredBrokerConfigs = map[string]bool{
+	"node.id": true, "broker.id": true, "log.dirs": true, "log.dir": true, "listeners": true,
+	"advertised.listeners": true, "log.retention.hours": true, "log.retention.minutes": true,
+	"log.retention.check.interval.ms": true, "log.roll.hours": true, "transaction.state.log.replication.factor": true,
+	"offsets.topic.replication.factor": true, "transaction.state.log.min.isr": true,
+	"metrics.listen": true,
+}
+
+func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
+	s := brokerSettings{raw: map[string]string{}}
+	names := make([]string, 0, len(in))
+	for k := range in {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v := strings.TrimSpace(in[k])
+		switch {
+		case brokerConfigByName[k] != nil:
+			if err := brokerConfigByName[k].validate(v); err != nil {
+				return s, fmt.Errorf("config %s: %v", k, err)
+			}
+		case topicDefaultSynonyms[k] != nil:
+			if err := topicDefaultSynonyms[k].validate(v); err != nil {
+				return s, fmt.Errorf("config %s: %v", k, err)
+			}
+		case ignoredBrokerConfigs[k]:
+		default:
+			return s, fmt.Errorf("unknown config %q", k)
+		}
+		s.raw[k] = v
+	}
+	get := func(name string) string {
+		if v, ok := s.raw[name]; ok {
+			return v
+		}
+		return brokerConfigByName[name].def
+	}
+	atoi := func(name string) int64 {
+		v, _ := strconv.ParseInt(get(name), 10, 64)
+		return v
+	}
+	s.numPartitions = int32(atoi("num.partitions"))
+	s.defaultReplication = int16(atoi("default.replication.factor"))
+	s.autoCreateTopics = get("auto.create.topics.enable") == "true"
+	s.socketRequestMaxBytes = int32(atoi("socket.request.max.bytes"))
+	s.offsetsTopicParts = int32(atoi("offsets.topic.num.partitions"))
+	s.offsetsRetentionMin = atoi("offsets.retention.minutes")
+	s.replicaLagTimeMaxMs = atoi("replica.lag.time.max.ms")
+	return s, nil
+}
