@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs Strata's whole test suite on a fresh machine: installs what the tests
+# need (kcat from Debian), then runs every Go test, including the fuzz targets'
+# seed corpora. Extra arguments go to `go test` (e.g. -run TestX).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]} (apt)"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+echo "== go vet"
+go vet ./...
+echo "== go test"
+go test -count=1 -timeout 20m "$@" ./...
