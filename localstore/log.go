@@ -1,0 +1,556 @@
+package localstore
+
+// Lock order — acquire top to bottom, never upwards:
+//
+//  1. Log.writeMu   serialises every mutation: Append, AppendBatches, Roll,
+//                   MaybeRoll, TruncateTo, DeleteRecordsBefore, Flush,
+//                   FlushIfDue, SetConfig, Close, Delete. It may be held
+//                   across file I/O (write, fsync, roll).
+//  2. Log.mu        (RWMutex) the segment list, per-segment sizes and end
+//                   offsets, log start offset, producer table, epoch cache,
+//                   config. Fields in it change only with writeMu AND mu held
+//                   exclusively, so the writer reads them without mu. mu is
+//                   held exclusively only to publish in-memory changes, never
+//                   across file I/O other than unlinks.
+//  3. segment.idx   (RWMutex) a segment's in-memory indexes; a sealed
+//                   segment's first reader loads them from disk under it.
+//  4. segment.fileMu a segment's lazily opened descriptor.
+//
+// Readers take mu shared, pick and pin segments, release mu, then read the
+// file with ReadAt. Pinning (a reference count) keeps the descriptor open if
+// retention or truncation drops the segment meanwhile.
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Log is one partition's log on disk. See the package doc for the layout and
+// the comment above for the locking.
+type Log struct {
+	dir    string
+	logger *slog.Logger
+
+	writeMu sync.Mutex
+	// Guarded by writeMu.
+	recoveryPoint     int64 // all offsets below are fsynced (persisted in recovery-point)
+	unflushedMessages int64
+	lastFlush         time.Time
+
+	mu struct {
+		sync.RWMutex
+		cfg            Config
+		segments       []*segment // by base offset; the last is the active segment
+		logStartOffset int64
+		closed         bool
+		producers      producerTable
+		epochs         epochCache
+	}
+}
+
+// AppendInfo describes one appended batch.
+type AppendInfo struct {
+	BaseOffset, LastOffset int64
+	LogAppendTime          int64 // -1 unless the batch was stamped with LogAppendTime
+	MaxTimestamp           int64
+}
+
+func (l *Log) active() *segment { return l.mu.segments[len(l.mu.segments)-1] }
+
+// Dir is the partition directory.
+func (l *Log) Dir() string { return l.dir }
+
+// LogStartOffset is the first offset consumers may read (Kafka's
+// logStartOffset, advanced by retention and DeleteRecords).
+func (l *Log) LogStartOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.logStartOffset
+}
+
+// LogEndOffset is the next offset the log will assign.
+func (l *Log) LogEndOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if len(l.mu.segments) == 0 {
+		return -1
+	}
+	return l.active().next
+}
+
+// Size is the total bytes of all segments' .log files.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var n int64
+	for _, s := range l.mu.segments {
+		n += s.size
+	}
+	return n
+}
+
+// SetConfig applies a runtime topic config change; it affects the next roll
+// and flush decisions. Zero fields take defaults; the clock and logger are
+// kept if the new config leaves them nil.
+func (l *Log) SetConfig(cfg Config) {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cfg.Now == nil {
+		cfg.Now = l.mu.cfg.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = l.mu.cfg.Logger
+	}
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		l.logger.Warn("localstore: ignoring invalid config", "err", err)
+		return
+	}
+	l.mu.cfg = cfg
+}
+
+// Append appends one batch. See AppendBatches.
+func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime bool) (AppendInfo, error) {
+	infos, err := l.AppendBatches([][]byte{batch}, leaderEpoch, logAppendTime)
+	if err != nil {
+		return AppendInfo{}, err
+	}
+	return infos[0], nil
+}
+
+// AppendBatches appends already validated batches as the leader (or a
+// follower copying the leader's batches) of leaderEpoch. Like Kafka's
+// UnifiedLog.append it assigns offsets from the log end offset by rewriting
+// each baseOffset, stamps partitionLeaderEpoch, optionally stamps
+// LogAppendTime (recomputing the CRC), records a new leader epoch in the
+// epoch cache (durably, before the data), then writes all batches with one
+// pwritev at the end of the active segment, rolling first if segment.bytes
+// would be exceeded, segment.ms has passed or an index is full. A batch
+// larger than segment.bytes still goes into an empty segment, as in Kafka.
+// Index entries and the producer table are updated in memory; nothing is
+// fsynced unless flush.messages says so.
+//
+// Callers serialise appends; reads may run concurrently.
+func (l *Log) AppendBatches(batches [][]byte, leaderEpoch int32, logAppendTime bool) ([]AppendInfo, error) {
+	if len(batches) == 0 {
+		return nil, nil
+	}
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.mu.closed {
+		return nil, ErrClosed
+	}
+	cfg := l.mu.cfg
+	headers := make([]BatchHeader, len(batches))
+	var total, span int64
+	var messages int64
+	for i, b := range batches {
+		h, err := ParseBatchHeader(b)
+		if err != nil {
+			return nil, fmt.Errorf("localstore: append: %w", err)
+		}
+		if len(b) != h.Size() {
+			return nil, fmt.Errorf("localstore: append: %w: batch length field says %d bytes, have %d", ErrCorruption, h.Size(), len(b))
+		}
+		headers[i] = h
+		total += int64(len(b))
+		span += int64(h.LastOffsetDelta) + 1
+		messages += int64(h.NumRecords)
+	}
+	now := cfg.Now()
+	if err := l.maybeRollForAppend(cfg, now, total, len(batches), span); err != nil {
+		return nil, err
+	}
+	seg := l.active()
+
+	// Epoch first, as Kafka does (the cache must never be behind the data).
+	if leaderEpoch >= 0 && leaderEpoch != l.mu.epochs.latest() {
+		l.mu.Lock()
+		changed := l.mu.epochs.assign(leaderEpoch, seg.next)
+		entries := append([]epochEntry(nil), l.mu.epochs.entries...)
+		l.mu.Unlock()
+		if changed {
+			if err := l.writeEpochCheckpoint(entries); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	appendTime := int64(-1)
+	if logAppendTime {
+		appendTime = now.UnixMilli()
+	}
+	next := seg.next
+	infos := make([]AppendInfo, len(batches))
+	for i, b := range batches {
+		SetBaseOffset(b, next)
+		SetPartitionLeaderEpoch(b, leaderEpoch)
+		h := &headers[i]
+		h.BaseOffset, h.PartitionLeaderEpoch = next, leaderEpoch
+		if logAppendTime {
+			SetLogAppendTime(b, appendTime)
+			h.BaseTimestamp, h.MaxTimestamp = appendTime, appendTime
+			h.Attributes |= attrTimestampType
+		}
+		infos[i] = AppendInfo{BaseOffset: next, LastOffset: h.LastOffset(), LogAppendTime: appendTime, MaxTimestamp: h.MaxTimestamp}
+		next = h.LastOffset() + 1
+	}
+
+	pos := seg.size
+	if err := writeBatchesAt(seg.file, batches, pos); err != nil {
+		// Cut any partial write so the next append starts clean.
+		if terr := seg.file.Truncate(pos); terr != nil {
+			l.logger.Error("localstore: truncate after failed write", "err", terr)
+		}
+		return nil, fmt.Errorf("localstore: append: %w", err)
+	}
+
+	// Index entries for offsets above the published end are never consulted
+	// by readers, so they can go in before the end moves.
+	seg.idx.Lock()
+	p := pos
+	for _, h := range headers {
+		seg.idx.add(h, p, cfg.IndexIntervalBytes)
+		p += int64(h.Size())
+	}
+	seg.idx.Unlock()
+
+	l.mu.Lock()
+	seg.size = p
+	seg.next = next
+	seg.unflushed = true
+	if seg.rollBase.IsZero() {
+		seg.rollBase = now
+	}
+	for _, h := range headers {
+		l.mu.producers.update(h)
+	}
+	l.mu.Unlock()
+
+	l.unflushedMessages += messages
+	if cfg.FlushMessages > 0 && l.unflushedMessages >= cfg.FlushMessages {
+		if err := l.flushLocked(now); err != nil {
+			return infos, err
+		}
+	}
+	return infos, nil
+}
+
+// maybeRollForAppend rolls before an append of total bytes in k batches
+// spanning span offsets, for the reasons Kafka's UnifiedLog.maybeRoll
+// checks: size, age, a full index, or relative offsets overflowing int32.
+// An empty active segment never rolls.
+func (l *Log) maybeRollForAppend(cfg Config, now time.Time, total int64, k int, span int64) error {
+	seg := l.active()
+	if seg.size == 0 {
+		return nil
+	}
+	var reason string
+	switch {
+	case seg.size+total > cfg.SegmentBytes:
+		reason = "segment.bytes"
+	case now.Sub(seg.rollBase) >= cfg.SegmentMs:
+		reason = "segment.ms"
+	case seg.idx.full(k, cfg.SegmentIndexBytes):
+		reason = "index full"
+	case seg.next+span-1-seg.base > maxRelativeOffset:
+		reason = "relative offset overflow"
+	default:
+		return nil
+	}
+	return l.rollLocked(now, reason)
+}
+
+// rollLocked seals the active segment and starts a new one at the log end
+// offset. The sealed segment and its indexes are fsynced before the recovery
+// point moves past it, which is what lets Open skip it next time. A producer
+// snapshot named by the new base offset is written, keeping the last two.
+func (l *Log) rollLocked(now time.Time, reason string) error {
+	old := l.active()
+	old.idx.Lock()
+	old.idx.seal()
+	old.idx.Unlock()
+	if err := old.flushIndexes(true); err != nil {
+		return err
+	}
+	if err := old.file.Sync(); err != nil {
+		return fmt.Errorf("localstore: roll: sync segment: %w", err)
+	}
+	seg, err := createSegment(l.dir, old.next, now, l.logger)
+	if err != nil {
+		return err
+	}
+	if err := syncDir(l.dir); err != nil {
+		seg.retire(true)
+		return err
+	}
+	l.mu.Lock()
+	old.sealed = true
+	old.unflushed = false
+	l.mu.segments = append(l.mu.segments, seg)
+	l.mu.Unlock()
+	l.logger.Info("localstore: rolled segment", "reason", reason, "sealed_base", old.base, "new_base", seg.base, "sealed_bytes", old.size)
+
+	if err := l.writeProducerSnapshot(seg.base); err != nil {
+		return err
+	}
+	l.unflushedMessages = 0
+	return l.setRecoveryPoint(seg.base)
+}
+
+// Roll seals the active segment now if it holds any data.
+func (l *Log) Roll() error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	if l.active().size == 0 {
+		return nil
+	}
+	return l.rollLocked(l.mu.cfg.Now(), "forced")
+}
+
+// MaybeRoll rolls a non-empty active segment whose first append is older
+// than segment.ms. Appends check this themselves; the broker calls it on a
+// timer so idle partitions still seal (and tier) their last segment.
+func (l *Log) MaybeRoll() (bool, error) {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.mu.closed {
+		return false, ErrClosed
+	}
+	cfg := l.mu.cfg
+	now := cfg.Now()
+	seg := l.active()
+	if seg.size == 0 || now.Sub(seg.rollBase) < cfg.SegmentMs {
+		return false, nil
+	}
+	return true, l.rollLocked(now, "segment.ms")
+}
+
+// Flush fsyncs the active segment, writes its buffered index entries and
+// moves the recovery point to the log end offset.
+func (l *Log) Flush() error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	return l.flushLocked(l.mu.cfg.Now())
+}
+
+// FlushIfDue flushes if flush.ms has passed since the last flush. The broker
+// calls it from a ticker (Kafka's log flusher thread does the same).
+func (l *Log) FlushIfDue() error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	cfg := l.mu.cfg
+	now := cfg.Now()
+	if cfg.FlushMs <= 0 || now.Sub(l.lastFlush) < cfg.FlushMs {
+		return nil
+	}
+	return l.flushLocked(now)
+}
+
+func (l *Log) flushLocked(now time.Time) error {
+	seg := l.active()
+	if seg.unflushed {
+		if err := seg.file.Sync(); err != nil {
+			return fmt.Errorf("localstore: flush: %w", err)
+		}
+		l.mu.Lock()
+		seg.unflushed = false
+		l.mu.Unlock()
+	}
+	if err := seg.flushIndexes(false); err != nil {
+		return err
+	}
+	l.unflushedMessages = 0
+	l.lastFlush = now
+	return l.setRecoveryPoint(seg.next)
+}
+
+// setRecoveryPoint persists a new recovery point if it changed.
+func (l *Log) setRecoveryPoint(offset int64) error {
+	if offset == l.recoveryPoint {
+		return nil
+	}
+	if err := writeOffsetCheckpoint(l.dirFile(recoveryPointFile), offset); err != nil {
+		return err
+	}
+	l.recoveryPoint = offset
+	return nil
+}
+
+func (l *Log) dirFile(name string) string { return l.dir + string(os.PathSeparator) + name }
+
+// Close flushes everything, writes a producer snapshot at the log end offset
+// and the clean-shutdown marker, so the next Open trusts the files and scans
+// nothing (Kafka's .kafka_cleanshutdown). Readers holding Slices keep their
+// descriptors until they release them.
+func (l *Log) Close() error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.mu.closed {
+		return nil
+	}
+	err := l.closeLocked()
+	l.mu.Lock()
+	l.mu.closed = true
+	segs := l.mu.segments
+	l.mu.segments = nil
+	l.mu.Unlock()
+	for _, s := range segs {
+		s.retire(false)
+	}
+	return err
+}
+
+func (l *Log) closeLocked() error {
+	seg := l.active()
+	seg.idx.Lock()
+	seg.idx.seal()
+	seg.idx.Unlock()
+	if err := seg.flushIndexes(true); err != nil {
+		return err
+	}
+	if err := seg.file.Sync(); err != nil {
+		return fmt.Errorf("localstore: close: %w", err)
+	}
+	if err := l.writeProducerSnapshot(seg.next); err != nil {
+		return err
+	}
+	if err := l.setRecoveryPoint(seg.next); err != nil {
+		return err
+	}
+	return writeFileAtomic(l.dirFile(cleanShutdownFile), nil, true)
+}
+
+// Delete closes the log and removes its directory (topic deletion).
+func (l *Log) Delete() error {
+	l.writeMu.Lock()
+	l.mu.Lock()
+	l.mu.closed = true
+	segs := l.mu.segments
+	l.mu.segments = nil
+	l.mu.Unlock()
+	l.writeMu.Unlock()
+	for _, s := range segs {
+		s.retire(true)
+	}
+	if err := os.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("localstore: delete: %w", err)
+	}
+	return nil
+}
+
+// DeleteRecordsBefore advances the log start offset (DeleteRecords, and the
+// retention hand-off) and then deletes segments that lie wholly below it. The
+// new start is made durable first, so a crash can never resurrect deleted
+// records as readable. The active segment is never deleted.
+func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.mu.closed {
+		return 0, ErrClosed
+	}
+	if offset > l.active().next {
+		return 0, fmt.Errorf("%w: delete records before %d beyond log end offset %d", ErrOffsetOutOfRange, offset, l.active().next)
+	}
+	if offset <= l.mu.logStartOffset {
+		return l.mu.logStartOffset, nil
+	}
+	if err := writeOffsetCheckpoint(l.dirFile(logStartOffsetFile), offset); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	l.mu.logStartOffset = offset
+	var doomed []*segment
+	for len(l.mu.segments) > 1 && l.mu.segments[0].next <= offset {
+		doomed = append(doomed, l.mu.segments[0])
+		l.mu.segments = l.mu.segments[1:]
+	}
+	epochChanged := l.mu.epochs.truncateFromStart(offset)
+	entries := append([]epochEntry(nil), l.mu.epochs.entries...)
+	l.mu.Unlock()
+	// Out of the list, nobody can pin them any more.
+	for _, s := range doomed {
+		s.retire(true)
+		l.logger.Info("localstore: deleted segment below log start offset", "base", s.base, "next", s.next, "log_start_offset", offset)
+	}
+	if epochChanged {
+		if err := l.writeEpochCheckpoint(entries); err != nil {
+			return offset, err
+		}
+	}
+	if len(doomed) > 0 {
+		if err := syncDir(l.dir); err != nil {
+			return offset, err
+		}
+	}
+	return offset, nil
+}
+
+// ProducerState returns a copy of the idempotence state for producerID.
+func (l *Log) ProducerState(pid int64) (ProducerEntry, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	e := l.mu.producers[pid]
+	if e == nil {
+		return ProducerEntry{}, false
+	}
+	return e.clone(), true
+}
+
+// ProducerIDs lists the producer ids with state, in ascending order.
+func (l *Log) ProducerIDs() []int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	ids := make([]int64, 0, len(l.mu.producers))
+	for id := range l.mu.producers {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch (KIP-101/KIP-279): the
+// largest epoch <= epoch and the offset where it ended (the start of the next
+// higher epoch, or the log end offset for the latest); (-1, -1) if unknown.
+func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.mu.closed {
+		return -1, -1
+	}
+	return l.mu.epochs.endOffsetFor(epoch, l.active().next)
+}
+
+// LatestEpoch is the newest leader epoch that appended to this log, -1 if none.
+func (l *Log) LatestEpoch() int32 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.epochs.latest()
+}
+
+func (l *Log) writeEpochCheckpoint(entries []epochEntry) error {
+	return writeFileAtomic(l.dirFile(epochCheckpointFile), encodeEpochCheckpoint(entries), true)
+}
+
+// errIfClosed is for read paths that hold mu.
+func (l *Log) errIfClosed() error {
+	if l.mu.closed {
+		return ErrClosed
+	}
+	return nil
+}
