@@ -117,16 +117,19 @@ func TestRecoveryCorruptMiddleSegmentDropsLater(t *testing.T) {
 	dir := t.TempDir()
 	cfg := recoveryConfig()
 	segs := buildCrashedLog(t, dir, cfg)
-	// Corrupt the first batch of the segment holding offset 70 (above the
-	// recovery point, not the last segment if there are enough).
+	// A stale recovery point (crash between a roll and its checkpoint)
+	// puts sealed segments in scope; corrupt the first batch of one.
+	if err := writeOffsetCheckpoint(filepath.Join(dir, recoveryPointFile), 0); err != nil {
+		t.Fatal(err)
+	}
 	var victim SegmentInfo
 	for _, s := range segs {
-		if s.BaseOffset <= 64 && 64 < s.NextOffset {
+		if s.BaseOffset <= 44 && 44 < s.NextOffset {
 			victim = s
 		}
 	}
-	if !victim.Sealed {
-		t.Skip("layout changed: victim is the active segment")
+	if !victim.Sealed || victim.NextOffset == segs[len(segs)-1].NextOffset {
+		t.Fatalf("layout changed: victim %+v", victim)
 	}
 	b, _ := os.ReadFile(victim.Path)
 	b[offMagic] = 9
