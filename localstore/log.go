@@ -37,9 +37,22 @@ type Log struct {
 
 	writeMu sync.Mutex
 	// Guarded by writeMu.
-	recoveryPoint     int64 // all offsets below are fsynced (persisted in recovery-point)
 	unflushedMessages int64
 	lastFlush         time.Time
+	lastSealSync      chan struct{} // closed when the newest background seal fsync is done
+
+	// sealSyncs counts background fsyncs of sealed segments. Flush, Close
+	// and TruncateTo wait for them (holding writeMu, which they never take).
+	sealSyncs sync.WaitGroup
+
+	// rp is the recovery point: every offset below it is fsynced, so Open
+	// need not validate segments wholly below it. Persisted in
+	// recovery-point. Its own lock because background seal fsyncs advance it.
+	rp struct {
+		sync.Mutex
+		offset int64
+		broken bool // a background fsync failed: never advance again
+	}
 
 	mu struct {
 		sync.RWMutex
@@ -268,19 +281,18 @@ func (l *Log) maybeRollForAppend(cfg Config, now time.Time, total int64, k int, 
 }
 
 // rollLocked seals the active segment and starts a new one at the log end
-// offset. The sealed segment and its indexes are fsynced before the recovery
-// point moves past it, which is what lets Open skip it next time. A producer
-// snapshot named by the new base offset is written, keeping the last two.
+// offset. A producer snapshot named by the new base offset is written,
+// keeping the last two. The sealed segment is fsynced in the background, as
+// Kafka's roll schedules an asynchronous flush, so appends do not stall
+// behind a large fsync; the recovery point moves past it only afterwards,
+// which is what lets Open skip it next time.
 func (l *Log) rollLocked(now time.Time, reason string) error {
 	old := l.active()
 	old.idx.Lock()
 	old.idx.seal()
 	old.idx.Unlock()
-	if err := old.flushIndexes(true); err != nil {
+	if err := old.flushIndexes(false); err != nil {
 		return err
-	}
-	if err := old.file.Sync(); err != nil {
-		return fmt.Errorf("localstore: roll: sync segment: %w", err)
 	}
 	seg, err := createSegment(l.dir, old.next, now, l.logger)
 	if err != nil {
@@ -300,8 +312,39 @@ func (l *Log) rollLocked(now time.Time, reason string) error {
 	if err := l.writeProducerSnapshot(seg.base); err != nil {
 		return err
 	}
-	l.unflushedMessages = 0
-	return l.setRecoveryPoint(seg.base)
+	l.startSealSync(old, seg.base)
+	return nil
+}
+
+// startSealSync fsyncs a just-sealed segment in the background and then
+// advances the recovery point to newBase. Syncs complete in roll order (each
+// waits for the previous), so the recovery point never passes an unsynced
+// segment.
+func (l *Log) startSealSync(seg *segment, newBase int64) {
+	l.mu.RLock()
+	seg.pin()
+	l.mu.RUnlock()
+	prev, done := l.lastSealSync, make(chan struct{})
+	l.lastSealSync = done
+	l.sealSyncs.Add(1)
+	go func() {
+		defer l.sealSyncs.Done()
+		defer close(done)
+		defer seg.unpin()
+		if prev != nil {
+			<-prev
+		}
+		if err := seg.syncFiles(); err != nil {
+			l.logger.Error("localstore: fsync of sealed segment failed; recovery point frozen", "segment", seg.logPath(), "err", err)
+			l.rp.Lock()
+			l.rp.broken = true
+			l.rp.Unlock()
+			return
+		}
+		if err := l.advanceRecoveryPoint(newBase); err != nil {
+			l.logger.Error("localstore: write recovery point", "err", err)
+		}
+	}()
 }
 
 // Roll seals the active segment now if it holds any data.
@@ -363,6 +406,7 @@ func (l *Log) FlushIfDue() error {
 }
 
 func (l *Log) flushLocked(now time.Time) error {
+	l.sealSyncs.Wait()
 	seg := l.active()
 	if seg.unflushed {
 		if err := seg.file.Sync(); err != nil {
@@ -380,15 +424,35 @@ func (l *Log) flushLocked(now time.Time) error {
 	return l.setRecoveryPoint(seg.next)
 }
 
-// setRecoveryPoint persists a new recovery point if it changed.
+// setRecoveryPoint persists a new recovery point (up or down) if it changed.
+// Callers hold writeMu and have waited for background seal fsyncs.
 func (l *Log) setRecoveryPoint(offset int64) error {
-	if offset == l.recoveryPoint {
+	l.rp.Lock()
+	defer l.rp.Unlock()
+	if l.rp.broken && offset > l.rp.offset {
+		return fmt.Errorf("localstore: an earlier fsync failed; not advancing the recovery point")
+	}
+	return l.writeRecoveryPointLocked(offset)
+}
+
+// advanceRecoveryPoint moves the recovery point forward only.
+func (l *Log) advanceRecoveryPoint(offset int64) error {
+	l.rp.Lock()
+	defer l.rp.Unlock()
+	if l.rp.broken || offset <= l.rp.offset {
+		return nil
+	}
+	return l.writeRecoveryPointLocked(offset)
+}
+
+func (l *Log) writeRecoveryPointLocked(offset int64) error {
+	if offset == l.rp.offset {
 		return nil
 	}
 	if err := writeOffsetCheckpoint(l.dirFile(recoveryPointFile), offset); err != nil {
 		return err
 	}
-	l.recoveryPoint = offset
+	l.rp.offset = offset
 	return nil
 }
 
@@ -405,6 +469,7 @@ func (l *Log) Close() error {
 		return nil
 	}
 	err := l.closeLocked()
+	l.sealSyncs.Wait()
 	l.mu.Lock()
 	l.mu.closed = true
 	segs := l.mu.segments
@@ -427,6 +492,7 @@ func (l *Log) closeLocked() error {
 	if err := seg.file.Sync(); err != nil {
 		return fmt.Errorf("localstore: close: %w", err)
 	}
+	l.sealSyncs.Wait()
 	if err := l.writeProducerSnapshot(seg.next); err != nil {
 		return err
 	}
@@ -439,6 +505,7 @@ func (l *Log) closeLocked() error {
 // Delete closes the log and removes its directory (topic deletion).
 func (l *Log) Delete() error {
 	l.writeMu.Lock()
+	l.sealSyncs.Wait()
 	l.mu.Lock()
 	l.mu.closed = true
 	segs := l.mu.segments

@@ -536,6 +536,7 @@ func equalEntries(a, b ProducerEntry) bool {
 func simulateCrash(t *testing.T, l *Log) {
 	t.Helper()
 	l.writeMu.Lock()
+	l.sealSyncs.Wait()
 	l.mu.Lock()
 	l.mu.closed = true
 	for _, s := range l.mu.segments {

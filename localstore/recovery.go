@@ -100,7 +100,7 @@ func (l *Log) load() error {
 		l.logger.Warn("localstore: ignoring unreadable recovery-point; scanning everything", "err", err)
 		rp, stats.clean = 0, false
 	}
-	l.recoveryPoint = rp
+	l.rp.offset = rp
 	l.loadEpochCheckpoint()
 
 	segs := make([]*segment, 0, len(bases))
@@ -192,7 +192,7 @@ func (l *Log) load() error {
 			}
 		}
 	}
-	l.recoveryPoint = -1 // force the write below
+	l.rp.offset = -1 // force the write below
 	if err := l.setRecoveryPoint(leo); err != nil {
 		return err
 	}

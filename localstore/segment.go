@@ -27,6 +27,9 @@ type segment struct {
 	// refs is 1 for the log's own reference plus one per pinned Slice or
 	// in-flight operation. The descriptor closes when it drops to 0.
 	refs atomic.Int32
+	// removed is set once the files are unlinked; background work on a
+	// pinned segment then skips writing or syncing its files.
+	removed atomic.Bool
 
 	fileMu sync.Mutex
 	file   *os.File // opened on first use for sealed segments found at Open
@@ -107,6 +110,7 @@ func (s *segment) retire(remove bool) {
 				s.logger.Warn("localstore: open segment before delete", "segment", s.logPath(), "err", err)
 			}
 		}
+		s.removed.Store(true)
 		for _, p := range []string{s.logPath(), s.indexPath(), s.timeIndexPath()} {
 			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 				s.logger.Warn("localstore: delete segment file", "path", p, "err", err)
@@ -129,6 +133,36 @@ func (s *segment) openFile() (*os.File, error) {
 		s.file = f
 	}
 	return s.file, nil
+}
+
+// syncFiles fsyncs the .log and both indexes (a sealed segment's durability
+// point).
+func (s *segment) syncFiles() error {
+	if s.removed.Load() {
+		return nil
+	}
+	f, err := s.openFile()
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("localstore: sync %s: %w", s.logPath(), err)
+	}
+	for _, p := range []string{s.indexPath(), s.timeIndexPath()} {
+		f, err := os.OpenFile(p, os.O_RDONLY, 0)
+		if err != nil {
+			if s.removed.Load() {
+				return nil
+			}
+			return fmt.Errorf("localstore: %w", err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("localstore: sync %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // indexBuilder holds a segment's in-memory indexes and applies Kafka's
@@ -277,8 +311,10 @@ func (s *segment) ensureIndexes(size, next int64, interval int) error {
 			s.logger.Error("localstore: corrupt sealed segment", "segment", s.logPath(), "err", corrupt)
 		}
 		b.seal()
-		if err := writeIndexFiles(s.indexPath(), s.timeIndexPath(), b.offsets, b.times, false); err != nil {
-			return err
+		if !s.removed.Load() {
+			if err := writeIndexFiles(s.indexPath(), s.timeIndexPath(), b.offsets, b.times, false); err != nil {
+				return err
+			}
 		}
 	}
 	s.idx.indexBuilder = b

@@ -24,6 +24,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	if l.mu.closed {
 		return ErrClosed
 	}
+	l.sealSyncs.Wait()
 	if offset < 0 {
 		return fmt.Errorf("%w: truncate to %d", ErrOffsetOutOfRange, offset)
 	}
@@ -142,7 +143,10 @@ func (l *Log) afterTruncate(newEnd int64, epochChanged bool, entries []epochEntr
 	if err := syncDir(l.dir); err != nil {
 		return err
 	}
-	if err := l.setRecoveryPoint(min(l.recoveryPoint, newEnd)); err != nil {
+	l.rp.Lock()
+	rp := l.rp.offset
+	l.rp.Unlock()
+	if err := l.setRecoveryPoint(min(rp, newEnd)); err != nil {
 		return err
 	}
 	producers, err := l.rebuildProducerState(newEnd)
