@@ -27,3 +27,27 @@ var (
 	// ErrClosed is returned by every method after Close or Delete.
 	ErrClosed = errors.New("localstore: log closed")
 )
+
+// Non-obvious invariants (add to this list when a bug teaches us one):
+//
+//   - Offsets in the .log only increase, across segments too; recovery
+//     treats the first batch that breaks this as the end of the log.
+//   - The recovery point only passes a segment after its .log and indexes
+//     are fsynced (background seal sync, in roll order). Open never reads
+//     segments wholly below it; their indexes are checked on first use.
+//   - The last time index entry of a sealed (or cleanly closed) segment
+//     carries the segment's largest timestamp; lazily opened segments take
+//     their max timestamp from it.
+//   - Index entries above the published log end may exist in memory; readers
+//     never look them up because they check the log end first.
+//   - A Slice pins its segment: the descriptor outlives retention, truncation
+//     and Delete until Release. Files are unlinked at once; POSIX keeps the
+//     open descriptor readable.
+//   - The log start offset is made durable before any segment below it is
+//     deleted, so a crash cannot make deleted records readable again.
+//   - A new leader epoch is made durable in leader-epoch-checkpoint before
+//     the first batch of that epoch is written.
+//   - Truncation happens at batch boundaries and shrinks the active file in
+//     place: the broker must not serve reads of the bytes being cut (it reads
+//     only below the high watermark, and a follower's log is not read by
+//     consumers while it truncates).
