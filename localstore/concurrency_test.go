@@ -1,6 +1,8 @@
 package localstore
 
 import (
+	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -69,7 +71,7 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	cfg := Config{SegmentBytes: 64 << 20}
+	cfg := Config{SegmentBytes: 64 << 20, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	l, err := Open(b.TempDir(), cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -86,7 +88,7 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 func BenchmarkRead(b *testing.B) {
-	l, err := Open(b.TempDir(), Config{SegmentBytes: 64 << 20})
+	l, err := Open(b.TempDir(), Config{SegmentBytes: 64 << 20, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
