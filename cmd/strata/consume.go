@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -126,8 +127,18 @@ func (o consumeOptions) startOffset() kgo.Offset {
 	return kgo.NewOffset().AtStart()
 }
 
+// consumeFetchMaxWait is the Java consumer's fetch.max.wait.ms default;
+// kgo's own default of 5 s would make a short read wait that long whenever
+// a long poll is already in flight when a partition becomes ready.
+const consumeFetchMaxWait = 500 * time.Millisecond
+
 // clientOpts returns the consumer options for o.
 func (o consumeOptions) clientOpts() []kgo.Opt {
+	return append(o.assignOpts(), kgo.FetchMaxWait(consumeFetchMaxWait))
+}
+
+// assignOpts chooses between a group, one partition and all partitions.
+func (o consumeOptions) assignOpts() []kgo.Opt {
 	switch {
 	case o.Group != "":
 		return []kgo.Opt{
@@ -294,9 +305,9 @@ func consumeTargets(ctx context.Context, adm *kadm.Client, o consumeOptions) (ma
 		return nil, err
 	}
 	if o.Group != "" {
-		committed, err := adm.FetchOffsetsForTopics(ctx, o.Group, o.Topic)
+		committed, err := groupCommitted(ctx, adm, o)
 		if err != nil {
-			return nil, fmt.Errorf("fetch offsets of group %q: %w", o.Group, err)
+			return nil, err
 		}
 		for p := range starts {
 			if c, ok := committed.Lookup(o.Topic, p); ok && c.Err == nil && c.At >= 0 {
@@ -359,12 +370,12 @@ func resolveStarts(ctx context.Context, adm *kadm.Client, o consumeOptions, ends
 // dropCommittedPartitions removes from remaining the partitions whose
 // committed group offset reached their end: other members may own them.
 func dropCommittedPartitions(ctx context.Context, adm *kadm.Client, o consumeOptions, remaining map[int32]int64) error {
-	committed, err := adm.FetchOffsetsForTopics(ctx, o.Group, o.Topic)
+	committed, err := groupCommitted(ctx, adm, o)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("fetch offsets of group %q: %w", o.Group, err)
+		return err
 	}
 	for p, end := range remaining {
 		if c, ok := committed.Lookup(o.Topic, p); ok && c.Err == nil && c.At >= end {
@@ -394,4 +405,18 @@ func writeNullable(w *bufio.Writer, b []byte) {
 		return
 	}
 	w.Write(b)
+}
+
+// groupCommitted returns the group's committed offsets for the topic. A
+// group that does not exist yet has none; Kafka answers with an empty
+// result, some brokers with GROUP_ID_NOT_FOUND.
+func groupCommitted(ctx context.Context, adm *kadm.Client, o consumeOptions) (kadm.OffsetResponses, error) {
+	committed, err := adm.FetchOffsetsForTopics(ctx, o.Group, o.Topic)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch offsets of group %q: %w", o.Group, err)
+	}
+	return committed, nil
 }

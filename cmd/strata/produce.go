@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -53,6 +54,7 @@ Prints the number of records sent to stderr and exits non-zero if any failed.`,
 	fs.StringVar(&o.Acks, "acks", "-1", "acknowledgements the leader waits for: -1 (all in-sync replicas), 1 (leader) or 0 (none)")
 	fs.StringVar(&o.Compression, "compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
 	fs.Int32Var(&o.Partition, "partition", -1, "send every record to this partition (default: key hash, or sticky when key-less)")
+	fs.DurationVar(&o.DeliveryTimeout, "delivery-timeout", 2*time.Minute, "fail a record not acknowledged within this time (Kafka's delivery.timeout.ms)")
 	return cmd
 }
 
@@ -62,6 +64,9 @@ type produceOptions struct {
 	Acks         string // "-1", "0" or "1"
 	Compression  string // Kafka compression.type name
 	Partition    int32  // -1: let the partitioner choose
+	// DeliveryTimeout bounds each record's wait for an acknowledgement, so
+	// an unreachable broker fails the command instead of hanging it.
+	DeliveryTimeout time.Duration
 }
 
 // clientOpts returns the kgo options produce needs beyond the seed brokers.
@@ -78,6 +83,9 @@ func (o produceOptions) clientOpts() ([]kgo.Opt, error) {
 		return nil, err
 	}
 	opts = append(opts, kgo.ProducerBatchCompression(codec), kgo.DefaultProduceTopic(o.Topic))
+	if o.DeliveryTimeout > 0 {
+		opts = append(opts, kgo.RecordDeliveryTimeout(o.DeliveryTimeout))
+	}
 	if o.Partition >= 0 {
 		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	}
