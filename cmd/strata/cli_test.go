@@ -127,3 +127,8 @@ func TestCLIUnreachableBroker(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want exit 1 and one error line", r.code, r.stderr)
 	}
 }
+
+// kfakeSeed returns options that start the fake cluster with a topic.
+func kfakeSeed(topic string, partitions int32) []kfake.Opt {
+	return []kfake.Opt{kfake.SeedTopics(partitions, topic)}
+}
