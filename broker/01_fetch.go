@@ -100,6 +100,10 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int) 
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
+			// Never null: kmsg would encode nil as length -1, which
+			// librdkafka rejects ("invalid MessageSetSize -1"); Kafka
+			// sends an empty record set.
+			sp.RecordBatches = []byte{}
 			var p *partition
 			if t != nil && rp.Partition >= 0 && int(rp.Partition) < len(t.partitions) {
 				p = t.partitions[rp.Partition]
