@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 func decodeSummary(t *testing.T, stdout string) benchSummary {
@@ -74,10 +76,10 @@ func TestBenchConsumeStopsWhenIdle(t *testing.T) {
 }
 
 func TestBenchProduceFailsOnRecordErrors(t *testing.T) {
-	c := newFakeCluster(t)
-	// kfake does not auto-create topics, so every record fails.
-	r := c.run("", "bench", "produce", "--topic", "missing", "--num-records", "5", "--json")
-	if r.code != 1 || !strings.Contains(r.stderr, "5 records failed") {
+	// Records over the broker's message.max.bytes fail without retries.
+	c := newFakeCluster(t, append(kfakeSeed("small", 1), kfake.BrokerConfigs(map[string]string{"message.max.bytes": "1000"}))...)
+	r := c.run("", "bench", "produce", "--topic", "small", "--num-records", "5", "--record-size", "5000", "--json")
+	if r.code != 1 || !strings.Contains(r.stderr, "5 records failed") || !strings.Contains(r.stderr, "MESSAGE_TOO_LARGE") {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	if s := decodeSummary(t, r.stdout); s.Errors != 5 || s.Records != 0 {

@@ -87,6 +87,7 @@ the other commands are operator tools that reach a broker with
 		newProduceCmd(getenv),
 		newConsumeCmd(getenv),
 		newBenchCmd(getenv),
+		newDumpLogCmd(),
 	)
 	return root
 }
