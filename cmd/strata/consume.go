@@ -59,7 +59,7 @@ committed offsets and commits each record after printing it.`,
 	fs.StringVar(&o.From, "from", "earliest", "where to start when there is no --offset, --timestamp or committed group offset: earliest or latest")
 	fs.Int64Var(&o.Offset, "offset", -1, "start at this offset (requires --partition)")
 	fs.Int64Var(&o.Timestamp, "timestamp", -1, "start at the first record with a timestamp at or after this Unix time in milliseconds")
-	fs.Int32Var(&o.Partition, "partition", -1, "read only this partition (default: all)")
+	fs.Int32Var(&o.Partition, "partition", -1, "read only this partition (-1: all partitions)")
 	fs.BoolVar(&o.Follow, "follow", false, "keep waiting for new records instead of stopping at the end offsets seen at start")
 	fs.Int64Var(&o.MaxMessages, "max-messages", 0, "stop after printing this many records (0: no limit)")
 	fs.StringVar(&o.Group, "group", "", "consume as a member of this consumer group, committing after printing")

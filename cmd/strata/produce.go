@@ -53,7 +53,7 @@ Prints the number of records sent to stderr and exits non-zero if any failed.`,
 	fs.StringVar(&o.KeySeparator, "key-separator", "", `split each line into key and value at the first SEP (escapes such as "\t" allowed)`)
 	fs.StringVar(&o.Acks, "acks", "-1", "acknowledgements the leader waits for: -1 (all in-sync replicas), 1 (leader) or 0 (none)")
 	fs.StringVar(&o.Compression, "compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
-	fs.Int32Var(&o.Partition, "partition", -1, "send every record to this partition (default: key hash, or sticky when key-less)")
+	fs.Int32Var(&o.Partition, "partition", -1, "send every record to this partition (-1: by key hash, or sticky when key-less)")
 	fs.DurationVar(&o.DeliveryTimeout, "delivery-timeout", 2*time.Minute, "fail a record not acknowledged within this time (Kafka's delivery.timeout.ms)")
 	return cmd
 }
