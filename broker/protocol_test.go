@@ -99,14 +99,14 @@ func isReset(err error) bool {
 func TestBadFramesCloseTheConnection(t *testing.T) {
 	b := testenv.StartBroker(t, broker.Options{Settings: map[string]string{"socket.request.max.bytes": "65536"}})
 	cases := map[string][]byte{
-		"size too small":        {0, 0, 0, 3, 1, 2, 3},
-		"negative size":         {0xff, 0xff, 0xff, 0xf0},
-		"over socket max":       {0, 0x10, 0, 0},
-		"unknown api key":       frameOf(0x7f00, 0, nil),
-		"unsupported version":   frameOf(0, 2, nil), // Produce v2: pre-RecordBatch
-		"truncated body":        frameOf(3, 9, []byte{0xff}),
-		"huge array length":     frameOf(3, 1, []byte{0x7f, 0xff, 0xff, 0xff, 0, 1}),
-		"huge string length":    frameOf(3, 1, []byte{0, 0, 0, 1, 0x7f, 0xff}),
+		"size too small":      {0, 0, 0, 3, 1, 2, 3},
+		"negative size":       {0xff, 0xff, 0xff, 0xf0},
+		"over socket max":     {0, 0x10, 0, 0},
+		"unknown api key":     frameOf(0x7f00, 0, nil),
+		"unsupported version": frameOf(0, 2, nil), // Produce v2: pre-RecordBatch
+		"truncated body":      frameOf(3, 9, []byte{0xff}),
+		"huge array length":   frameOf(3, 1, []byte{0x7f, 0xff, 0xff, 0xff, 0, 1}),
+		"huge string length":  frameOf(3, 1, []byte{0, 0, 0, 1, 0x7f, 0xff}),
 	}
 	for name, frame := range cases {
 		t.Run(name, func(t *testing.T) {
