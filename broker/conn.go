@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -68,13 +69,25 @@ func (c *conn) serve() {
 			}
 			return
 		}
-		if err := c.handleFrame(frame); err != nil {
+		if err := c.handleFrameSafely(frame); err != nil {
 			if c.b.ctx.Err() == nil {
 				c.log.Warn("closing connection", "err", err)
 			}
 			return
 		}
 	}
+}
+
+// handleFrameSafely turns a panic in a handler into a closed connection and a
+// logged stack, so one bad request cannot take down every client's broker.
+func (c *conn) handleFrameSafely(frame []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic while handling request", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: internal error", errCloseConn)
+		}
+	}()
+	return c.handleFrame(frame)
 }
 
 // readFrame reads one size-prefixed request. Sizes above
@@ -106,37 +119,18 @@ func (c *conn) readFrame() ([]byte, error) {
 
 func (c *conn) handleFrame(frame []byte) error {
 	start := time.Now()
-	hdr, body, err := parseHeader(frame)
+	hdr, req, err := decodeRequest(frame)
+	if errors.Is(err, errUnsupportedApiVersions) {
+		// KIP-511: answer an ApiVersions request of a version we do not
+		// know with a v0 response carrying UNSUPPORTED_VERSION and our
+		// ranges, so the client can retry with a version we support.
+		hdr.version, hdr.flexible = 0, false
+		return c.writeResponse(hdr, unsupportedApiVersionsResponse())
+	}
 	if err != nil {
 		return err
 	}
-	api, ok := apis[hdr.key]
-	if !ok {
-		return fmt.Errorf("%w: unknown api key %d", errCloseConn, hdr.key)
-	}
-	if hdr.version < api.min || hdr.version > api.max {
-		if hdr.key == kmsg.ApiVersions.Int16() {
-			// KIP-511: answer an ApiVersions request of a version we do not
-			// know with a v0 response carrying UNSUPPORTED_VERSION and our
-			// ranges, so the client can retry with a version we support.
-			hdr.version, hdr.flexible = 0, false
-			return c.writeResponse(hdr, unsupportedApiVersionsResponse())
-		}
-		return fmt.Errorf("%w: api %s version %d not supported (%d-%d)", errCloseConn, kmsg.NameForKey(hdr.key), hdr.version, api.min, api.max)
-	}
-	req := kmsg.RequestForKey(hdr.key)
-	req.SetVersion(hdr.version)
-	hdr.flexible = req.IsFlexible()
-	if hdr.flexible {
-		// Header v2 ends with tagged fields; skip them.
-		body, err = skipTags(body)
-		if err != nil {
-			return err
-		}
-	}
-	if err := req.ReadFrom(body); err != nil {
-		return fmt.Errorf("%w: malformed %s v%d request: %v", errCloseConn, kmsg.NameForKey(hdr.key), hdr.version, err)
-	}
+	api := apis[hdr.key]
 	resp, err := api.handle(c, &hdr, req)
 	if hdr.key == kmsg.Produce.Int16() {
 		c.reuse = frame[:cap(frame)] // Produce handling retained nothing from the frame
@@ -155,6 +149,42 @@ func (c *conn) handleFrame(frame []byte) error {
 	default:
 		panic(fmt.Sprintf("handler for key %d returned %T", hdr.key, resp))
 	}
+}
+
+var errUnsupportedApiVersions = errors.New("unsupported ApiVersions version")
+
+// decodeRequest turns one frame (without its size prefix) into a header and a
+// kmsg request. Any error means the connection should close, except
+// errUnsupportedApiVersions, which gets an answer.
+func decodeRequest(frame []byte) (reqHeader, kmsg.Request, error) {
+	hdr, body, err := parseHeader(frame)
+	if err != nil {
+		return hdr, nil, err
+	}
+	api, ok := apis[hdr.key]
+	if !ok {
+		return hdr, nil, fmt.Errorf("%w: unknown api key %d", errCloseConn, hdr.key)
+	}
+	if hdr.version < api.min || hdr.version > api.max {
+		if hdr.key == kmsg.ApiVersions.Int16() {
+			return hdr, nil, errUnsupportedApiVersions
+		}
+		return hdr, nil, fmt.Errorf("%w: api %s version %d not supported (%d-%d)", errCloseConn, kmsg.NameForKey(hdr.key), hdr.version, api.min, api.max)
+	}
+	req := kmsg.RequestForKey(hdr.key)
+	req.SetVersion(hdr.version)
+	hdr.flexible = req.IsFlexible()
+	if hdr.flexible {
+		// Header v2 ends with tagged fields; skip them.
+		body, err = skipTags(body)
+		if err != nil {
+			return hdr, nil, err
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return hdr, nil, fmt.Errorf("%w: malformed %s v%d request: %v", errCloseConn, kmsg.NameForKey(hdr.key), hdr.version, err)
+	}
+	return hdr, req, nil
 }
 
 // parseHeader decodes request header v1/v2's fixed part with franz-go's kbin.
