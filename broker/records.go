@@ -45,6 +45,9 @@ var errBadRecords = errors.New("invalid records")
 // 0,1,2,… as Kafka's LogValidator requires for v2, and gathers timestamps.
 func walkRecords(b []byte, h localstore.BatchHeader) (recordStats, error) {
 	st := recordStats{minTimestamp: 1<<63 - 1, maxTimestamp: -1 << 63}
+	if h.NumRecords < 0 {
+		return st, fmt.Errorf("%w: negative record count %d", errBadRecords, h.NumRecords)
+	}
 	for i := int32(0); i < h.NumRecords; i++ {
 		n, ln := kbin.Varint(b)
 		if ln <= 0 || n < 0 || int(n) > len(b)-ln {
