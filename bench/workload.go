@@ -209,9 +209,7 @@ func kgoConsume(ctx context.Context, addr, topic string, parts int32, want int64
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(addr),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}),
-		kgo.FetchMaxBytes(64<<20),
-		kgo.FetchMaxPartitionBytes(4<<20),
-	)
+	) // fetch sizes: kgo's defaults (50 MiB per fetch, 1 MiB per partition)
 	if err != nil {
 		return result{}, err
 	}
