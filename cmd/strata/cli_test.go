@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/testenv"
 )
 
 // cliResult is what one run of the strata command line produced.
@@ -131,4 +134,11 @@ func TestCLIUnreachableBroker(t *testing.T) {
 // kfakeSeed returns options that start the fake cluster with a topic.
 func kfakeSeed(topic string, partitions int32) []kfake.Opt {
 	return []kfake.Opt{kfake.SeedTopics(partitions, topic)}
+}
+
+// newStrataCluster runs the scenarios against a real in-process Strata broker.
+func newStrataCluster(t *testing.T) *cluster {
+	t.Helper()
+	b := testenv.StartBroker(t, broker.Options{})
+	return &cluster{t: t, bootstrap: b.Addr}
 }

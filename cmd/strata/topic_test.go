@@ -6,7 +6,7 @@ import (
 )
 
 func TestTopicLifecycle(t *testing.T) {
-	c := newFakeCluster(t)
+	c := newStrataCluster(t)
 
 	r := c.mustRun("", "topic", "create", "orders", "--partitions", "3", "--replication-factor", "1",
 		"--config", "retention.ms=3600000", "--config", "cleanup.policy=delete")
