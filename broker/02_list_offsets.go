@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"github.com/strata-broker/strata/localstore"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -81,5 +83,42 @@ func (b *Broker) listOffset(sp *kmsg.ListOffsetsResponseTopicPartition, topicNam
 			return
 		}
 		sp.Offset, sp.Timestamp = off, ts
+		if exact, exactTs, ok := b.recordAtTimestamp(p, off, hw, rp.Timestamp); ok {
+			sp.Offset, sp.Timestamp = exact, exactTs
+		}
 	}
+}
+
+// recordAtTimestamp narrows localstore's batch-level answer to the record, as
+// Kafka does: the first record in the batch at off whose timestamp is >= ts.
+// ok is false if the batch cannot be read or decoded (the batch answer stands).
+func (b *Broker) recordAtTimestamp(p *partition, off, hw, ts int64) (int64, int64, bool) {
+	raw, err := p.log.ReadBytes(off, 1, hw)
+	if err != nil || len(raw) < localstore.BatchHeaderSize {
+		return 0, 0, false
+	}
+	h, err := localstore.ParseBatchHeader(raw)
+	if err != nil || h.Size() > len(raw) {
+		return 0, 0, false
+	}
+	if h.TimestampType() == 1 {
+		return 0, 0, false // LogAppendTime: every record has the batch's time
+	}
+	body, err := decompress(h.Compression(), raw[batchRecordsPos:h.Size()])
+	if err != nil {
+		return 0, 0, false
+	}
+	var found int64 = -1
+	var foundTs int64
+	_, err = eachRecordTimestamp(body, h, func(offsetDelta int32, recTs int64) bool {
+		if recTs >= ts && h.BaseOffset+int64(offsetDelta) >= off {
+			found, foundTs = h.BaseOffset+int64(offsetDelta), recTs
+			return false
+		}
+		return true
+	})
+	if err != nil || found < 0 {
+		return 0, 0, false
+	}
+	return found, foundTs, true
 }

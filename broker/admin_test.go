@@ -268,3 +268,36 @@ func TestRestartKeepsTopicsAndData(t *testing.T) {
 		}
 	}
 }
+
+// TestListOffsetsByTimestampFindsTheRecord: with many records per batch the
+// answer is the exact record, as in Kafka, not the start of its batch.
+func TestListOffsetsByTimestampFindsTheRecord(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	b := testenv.StartBroker(t, broker.Options{Now: func() time.Time { return now }, Settings: map[string]string{"log.message.timestamp.before.max.ms": "9223372036854775807"}})
+	createTopic(t, b.Addr, "ts", 1, nil)
+	for _, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.Lz4Compression()} {
+		cl := newClient(t, b.Addr, kgo.ProducerLinger(time.Minute), kgo.ProducerBatchCompression(codec))
+		ctx := testenv.Context(t, 30*time.Second)
+		base := int64(0)
+		if codec == kgo.Lz4Compression() {
+			base = 50
+		}
+		for i := 0; i < 50; i++ {
+			cl.Produce(ctx, &kgo.Record{Topic: "ts", Value: []byte("v"), Timestamp: now.Add(time.Duration(base+int64(i)) * time.Second)}, nil)
+		}
+		if err := cl.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(newClient(t, b.Addr))
+	ctx := testenv.Context(t, 30*time.Second)
+	for _, want := range []int64{0, 17, 49, 50, 83, 99} {
+		lo, err := adm.ListOffsetsAfterMilli(ctx, now.Add(time.Duration(want)*time.Second).UnixMilli(), "ts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := lo.Lookup("ts", 0); o.Offset != want || o.Timestamp != now.Add(time.Duration(want)*time.Second).UnixMilli() {
+			t.Errorf("timestamp t+%ds: offset %d ts %d", want, o.Offset, o.Timestamp)
+		}
+	}
+}

@@ -36,6 +36,8 @@ type recordStats struct {
 	count        int32
 	minTimestamp int64
 	maxTimestamp int64
+	// lastTimestamp is the most recently walked record's timestamp.
+	lastTimestamp int64
 }
 
 var errBadRecords = errors.New("invalid records")
@@ -44,6 +46,13 @@ var errBadRecords = errors.New("invalid records")
 // holds exactly h.NumRecords well-formed records whose offset deltas run
 // 0,1,2,… as Kafka's LogValidator requires for v2, and gathers timestamps.
 func walkRecords(b []byte, h localstore.BatchHeader) (recordStats, error) {
+	return eachRecordTimestamp(b, h, nil)
+}
+
+// eachRecordTimestamp is walkRecords that also calls fn (if not nil) with
+// each record's offset delta and timestamp; fn returning false stops the walk
+// early (and skips the trailing-bytes check).
+func eachRecordTimestamp(b []byte, h localstore.BatchHeader, fn func(offsetDelta int32, ts int64) bool) (recordStats, error) {
 	st := recordStats{minTimestamp: 1<<63 - 1, maxTimestamp: -1 << 63}
 	if h.NumRecords < 0 {
 		return st, fmt.Errorf("%w: negative record count %d", errBadRecords, h.NumRecords)
@@ -59,6 +68,9 @@ func walkRecords(b []byte, h localstore.BatchHeader) (recordStats, error) {
 			return st, err
 		}
 		st.count++
+		if fn != nil && !fn(i, st.lastTimestamp) {
+			return st, nil
+		}
 	}
 	if len(b) != 0 {
 		return st, fmt.Errorf("%w: %d trailing bytes after %d records", errBadRecords, len(b), h.NumRecords)
@@ -104,6 +116,7 @@ func checkRecord(rec []byte, idx int32, baseTs int64, st *recordStats) error {
 		return fmt.Errorf("%w: record %d has offset delta %d", errBadRecords, idx, offDelta)
 	}
 	ts := baseTs + tsDelta
+	st.lastTimestamp = ts
 	if ts < st.minTimestamp {
 		st.minTimestamp = ts
 	}
