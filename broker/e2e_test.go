@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/broker"
@@ -13,26 +12,12 @@ import (
 )
 
 func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return testenv.Client(t, addr, opts...)
 }
 
 func createTopic(t *testing.T, addr, name string, partitions int32, configs map[string]*string) {
 	t.Helper()
-	adm := kadm.NewClient(newClient(t, addr))
-	ctx := testenv.Context(t, 30*time.Second)
-	res, err := adm.CreateTopics(ctx, partitions, 1, configs, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := res[name].Err; err != nil {
-		t.Fatalf("create %s: %v", name, err)
-	}
+	testenv.CreateTopic(t, addr, name, partitions, configs)
 }
 
 // consumeAll reads n records from the start of topic.

@@ -2,76 +2,22 @@ package e2e
 
 import (
 	"testing"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/testenv"
 )
 
 func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return testenv.Client(t, addr, opts...)
 }
 
 func createTopic(t *testing.T, addr, name string, partitions int32, configs map[string]*string) {
 	t.Helper()
-	adm := kadm.NewClient(newClient(t, addr))
-	ctx := testenv.Context(t, 30*time.Second)
-	res, err := adm.CreateTopics(ctx, partitions, 1, configs, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := res[name].Err; err != nil {
-		t.Fatalf("create %s: %v", name, err)
-	}
+	testenv.CreateTopic(t, addr, name, partitions, configs)
 }
 
-// readAll consumes topic from the start until the end offsets it finds first.
 func readAll(t *testing.T, addr, topic string) []*kgo.Record {
 	t.Helper()
-	ctx := testenv.Context(t, 120*time.Second)
-	adm := kadm.NewClient(newClient(t, addr))
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Fatalf("list end offsets: %v", o.Err)
-		}
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	cl := newClient(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	var out []*kgo.Record
-	got := map[int32]int64{}
-	done := func() bool {
-		for p, end := range want {
-			if got[p] < end {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: got %v of %v: %v", topic, got, want, ctx.Err())
-		}
-		fs.EachError(func(tp string, p int32, err error) { t.Fatalf("fetch %s-%d: %v", tp, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			out = append(out, r)
-			got[r.Partition] = r.Offset + 1
-		})
-	}
-	return out
+	return testenv.ReadAll(t, addr, topic)
 }
