@@ -114,12 +114,14 @@ func (b *Broker) producePartition(topicName string, idx int32, records []byte, a
 		b.metrics.rejectedBatches.WithLabelValues("invalid").Inc()
 		return produceErr(kerr.InvalidRecord, "batch claims %d records with last offset delta %d", hdr.NumRecords, hdr.LastOffsetDelta)
 	}
-	body, err := decompress(hdr.Compression(), batch[batchRecordsPos:])
+	body, release, err := decompressPooled(hdr.Compression(), batch[batchRecordsPos:])
 	if err != nil {
+		release()
 		b.metrics.rejectedBatches.WithLabelValues("corrupt").Inc()
 		return produceErr(kerr.CorruptMessage, "cannot decompress records: %v", err)
 	}
 	stats, err := walkRecords(body, hdr)
+	release()
 	if err != nil {
 		b.metrics.rejectedBatches.WithLabelValues("invalid").Inc()
 		return produceErr(kerr.InvalidRecord, "%v", err)
