@@ -2,6 +2,8 @@ package broker_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -298,6 +300,40 @@ func TestListOffsetsByTimestampFindsTheRecord(t *testing.T) {
 		}
 		if o, _ := lo.Lookup("ts", 0); o.Offset != want || o.Timestamp != now.Add(time.Duration(want)*time.Second).UnixMilli() {
 			t.Errorf("timestamp t+%ds: offset %d ts %d", want, o.Offset, o.Timestamp)
+		}
+	}
+}
+
+func TestMinInsyncReplicasOnOneNode(t *testing.T) {
+	b := testenv.StartBroker(t, broker.Options{})
+	createTopic(t, b.Addr, "mir", 1, map[string]*string{"min.insync.replicas": strp("2")})
+	ctx := testenv.Context(t, 30*time.Second)
+	all := newClient(t, b.Addr, kgo.RecordRetries(0), kgo.RequestRetries(0))
+	err := all.ProduceSync(ctx, &kgo.Record{Topic: "mir", Value: []byte("x")}).FirstErr()
+	if !errors.Is(err, kerr.NotEnoughReplicas) {
+		t.Fatalf("acks=all with min.insync.replicas=2 on one node: %v", err)
+	}
+	one := newClient(t, b.Addr, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	if err := one.ProduceSync(ctx, &kgo.Record{Topic: "mir", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("acks=1 is not bound by min.insync.replicas: %v", err)
+	}
+}
+
+func TestOrphanPartitionFoldersRemovedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	b := testenv.StartBroker(t, broker.Options{DataDir: dir})
+	createTopic(t, b.Addr, "kept", 1, nil)
+	b.Stop()
+	for _, d := range []string{"gone-0", "kept-7"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.StartBroker(t, broker.Options{DataDir: dir})
+	for d, want := range map[string]bool{"gone-0": false, "kept-7": false, "kept-0": true} {
+		_, err := os.Stat(filepath.Join(dir, d))
+		if (err == nil) != want {
+			t.Errorf("%s exists=%v, want %v", d, err == nil, want)
 		}
 	}
 }
