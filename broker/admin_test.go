@@ -337,3 +337,33 @@ func TestOrphanPartitionFoldersRemovedAtStart(t *testing.T) {
 		}
 	}
 }
+
+func TestAutoCreateTopics(t *testing.T) {
+	b := testenv.StartBroker(t, broker.Options{Settings: map[string]string{"num.partitions": "4"}})
+	ctx := testenv.Context(t, 30*time.Second)
+	cl := newClient(t, b.Addr, kgo.AllowAutoTopicCreation())
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "born-on-produce", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	td, err := kadm.NewClient(cl).ListTopics(ctx, "born-on-produce")
+	if err != nil || len(td["born-on-produce"].Partitions) != 4 {
+		t.Fatalf("auto-created topic: %v, %d partitions", err, len(td["born-on-produce"].Partitions))
+	}
+	// Clients that do not allow it (v4+ flag) do not create topics.
+	plain := newClient(t, b.Addr)
+	td, _ = kadm.NewClient(plain).ListTopics(ctx, "not-asked-for")
+	if !errors.Is(td["not-asked-for"].Err, kerr.UnknownTopicOrPartition) {
+		t.Fatalf("metadata without auto-create: %v", td["not-asked-for"].Err)
+	}
+
+	off := testenv.StartBroker(t, broker.Options{Settings: map[string]string{"auto.create.topics.enable": "false"}})
+	cl2 := newClient(t, off.Addr, kgo.AllowAutoTopicCreation(), kgo.RecordDeliveryTimeout(2*time.Second))
+	err = cl2.ProduceSync(ctx, &kgo.Record{Topic: "never", Value: []byte("x")}).FirstErr()
+	if err == nil {
+		t.Fatal("produce created a topic with auto.create.topics.enable=false")
+	}
+	td, _ = kadm.NewClient(cl2).ListTopics(ctx, "never")
+	if td["never"].Err == nil {
+		t.Fatal("topic exists with auto.create.topics.enable=false")
+	}
+}
