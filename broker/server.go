@@ -128,7 +128,6 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.pids = newProducerIDs(b.coord)
 	b.topics = newTopicRegistry(b)
-	b.metrics.reg.MustRegister(newPartitionCollector(b))
 	if err := b.topics.load(b.ctx); err != nil {
 		b.closeCoord()
 		return nil, err

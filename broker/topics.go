@@ -36,7 +36,9 @@ type topicRegistry struct {
 }
 
 func newTopicRegistry(b *Broker) *topicRegistry {
-	return &topicRegistry{b: b, byName: map[string]*topic{}, byID: map[[16]byte]*topic{}}
+	r := &topicRegistry{b: b, byName: map[string]*topic{}, byID: map[[16]byte]*topic{}}
+	b.metrics.reg.MustRegister(newPartitionCollector(b))
+	return r
 }
 
 // load opens every topic's partitions at start-up.
