@@ -88,6 +88,13 @@ func (b *Broker) producePartition(topicName string, idx int32, records []byte, a
 		return produceErr(kerr.InvalidTopicException, "cannot produce to internal topic %s", topicName)
 	}
 	cfg := p.cfg.Load()
+	if isr := len(t.meta.Partitions[idx].ISR); acks == -1 && int32(isr) < cfg.minInsyncReplicas {
+		// Kafka refuses acks=all writes up front when the ISR is smaller
+		// than min.insync.replicas, rather than accepting data it cannot
+		// replicate enough.
+		b.metrics.rejectedBatches.WithLabelValues("not_enough_replicas").Inc()
+		return produceErr(kerr.NotEnoughReplicas, "in-sync replicas %d are fewer than min.insync.replicas %d", isr, cfg.minInsyncReplicas)
+	}
 	batches, err := localstore.SplitBatches(records)
 	if err != nil || len(batches) == 0 {
 		b.metrics.rejectedBatches.WithLabelValues("corrupt").Inc()

@@ -2,6 +2,8 @@ package broker_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -299,5 +301,69 @@ func TestListOffsetsByTimestampFindsTheRecord(t *testing.T) {
 		if o, _ := lo.Lookup("ts", 0); o.Offset != want || o.Timestamp != now.Add(time.Duration(want)*time.Second).UnixMilli() {
 			t.Errorf("timestamp t+%ds: offset %d ts %d", want, o.Offset, o.Timestamp)
 		}
+	}
+}
+
+func TestMinInsyncReplicasOnOneNode(t *testing.T) {
+	b := testenv.StartBroker(t, broker.Options{})
+	createTopic(t, b.Addr, "mir", 1, map[string]*string{"min.insync.replicas": strp("2")})
+	ctx := testenv.Context(t, 30*time.Second)
+	all := newClient(t, b.Addr, kgo.RecordRetries(0), kgo.RequestRetries(0))
+	err := all.ProduceSync(ctx, &kgo.Record{Topic: "mir", Value: []byte("x")}).FirstErr()
+	if !errors.Is(err, kerr.NotEnoughReplicas) {
+		t.Fatalf("acks=all with min.insync.replicas=2 on one node: %v", err)
+	}
+	one := newClient(t, b.Addr, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	if err := one.ProduceSync(ctx, &kgo.Record{Topic: "mir", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("acks=1 is not bound by min.insync.replicas: %v", err)
+	}
+}
+
+func TestOrphanPartitionFoldersRemovedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	b := testenv.StartBroker(t, broker.Options{DataDir: dir})
+	createTopic(t, b.Addr, "kept", 1, nil)
+	b.Stop()
+	for _, d := range []string{"gone-0", "kept-7"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.StartBroker(t, broker.Options{DataDir: dir})
+	for d, want := range map[string]bool{"gone-0": false, "kept-7": false, "kept-0": true} {
+		_, err := os.Stat(filepath.Join(dir, d))
+		if (err == nil) != want {
+			t.Errorf("%s exists=%v, want %v", d, err == nil, want)
+		}
+	}
+}
+
+func TestAutoCreateTopics(t *testing.T) {
+	b := testenv.StartBroker(t, broker.Options{Settings: map[string]string{"num.partitions": "4"}})
+	ctx := testenv.Context(t, 30*time.Second)
+	cl := newClient(t, b.Addr, kgo.AllowAutoTopicCreation())
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "born-on-produce", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	td, err := kadm.NewClient(cl).ListTopics(ctx, "born-on-produce")
+	if err != nil || len(td["born-on-produce"].Partitions) != 4 {
+		t.Fatalf("auto-created topic: %v, %d partitions", err, len(td["born-on-produce"].Partitions))
+	}
+	// Clients that do not allow it (v4+ flag) do not create topics.
+	plain := newClient(t, b.Addr)
+	td, _ = kadm.NewClient(plain).ListTopics(ctx, "not-asked-for")
+	if !errors.Is(td["not-asked-for"].Err, kerr.UnknownTopicOrPartition) {
+		t.Fatalf("metadata without auto-create: %v", td["not-asked-for"].Err)
+	}
+
+	off := testenv.StartBroker(t, broker.Options{Settings: map[string]string{"auto.create.topics.enable": "false"}})
+	cl2 := newClient(t, off.Addr, kgo.AllowAutoTopicCreation(), kgo.RecordDeliveryTimeout(2*time.Second))
+	err = cl2.ProduceSync(ctx, &kgo.Record{Topic: "never", Value: []byte("x")}).FirstErr()
+	if err == nil {
+		t.Fatal("produce created a topic with auto.create.topics.enable=false")
+	}
+	td, _ = kadm.NewClient(cl2).ListTopics(ctx, "never")
+	if td["never"].Err == nil {
+		t.Fatal("topic exists with auto.create.topics.enable=false")
 	}
 }

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/strata-broker/strata/coord"
@@ -32,7 +36,9 @@ type topicRegistry struct {
 }
 
 func newTopicRegistry(b *Broker) *topicRegistry {
-	return &topicRegistry{b: b, byName: map[string]*topic{}, byID: map[[16]byte]*topic{}}
+	r := &topicRegistry{b: b, byName: map[string]*topic{}, byID: map[[16]byte]*topic{}}
+	b.metrics.reg.MustRegister(newPartitionCollector(b))
+	return r
 }
 
 // load opens every topic's partitions at start-up.
@@ -46,7 +52,38 @@ func (r *topicRegistry) load(ctx context.Context) error {
 			return err
 		}
 	}
+	r.removeOrphanDirs()
 	return nil
+}
+
+var partitionDirName = regexp.MustCompile(`^(.+)-(\d+)$`)
+
+// removeOrphanDirs deletes partition folders that no topic owns: a crash
+// between deleting a topic in coord and removing its folders leaves them.
+// Coord is the source of truth; data it does not reference is unreachable.
+func (r *topicRegistry) removeOrphanDirs() {
+	entries, err := os.ReadDir(r.b.opts.DataDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		m := partitionDirName.FindStringSubmatch(e.Name())
+		if !e.IsDir() || m == nil {
+			continue
+		}
+		idx, err := strconv.Atoi(m[2])
+		if err != nil {
+			continue
+		}
+		if t := r.get(m[1]); t != nil && idx < len(t.partitions) {
+			continue
+		}
+		path := filepath.Join(r.b.opts.DataDir, e.Name())
+		r.b.log.Warn("removing partition folder of a deleted topic", "dir", path)
+		if err := os.RemoveAll(path); err != nil {
+			r.b.log.Error("remove orphan partition folder", "dir", path, "err", err)
+		}
+	}
 }
 
 // install opens (or reconfigures) a topic from its metadata.

@@ -3,7 +3,10 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"io"
+	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +79,37 @@ func TestSigtermIsCleanAndRestartIsFast(t *testing.T) {
 	}
 	if n := len(readAll(t, srv.Addr, "clean")); n != 2000 {
 		t.Fatalf("%d records after restart, want 2000", n)
+	}
+}
+
+// TestMetricsEndpoint scrapes the Prometheus endpoint of a real process.
+func TestMetricsEndpoint(t *testing.T) {
+	srv := testenv.StartProcess(t, testenv.ProcessOptions{Args: []string{"--metrics-listen", "127.0.0.1:0"}})
+	createTopic(t, srv.Addr, "measured", 1, nil)
+	cl := newClient(t, srv.Addr)
+	ctx := testenv.Context(t, 30*time.Second)
+	for i := 0; i < 10; i++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "measured", Value: []byte("m")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := regexp.MustCompile(`metrics on (http://\S+/metrics)`).FindStringSubmatch(srv.Log())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", srv.Log())
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"strata_produce_records_total 10",
+		`strata_partition_log_end_offset{partition="0",topic="measured"} 10`,
+		`strata_requests_total{api="Produce",outcome="ok"} 10`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

@@ -84,6 +84,7 @@ type ProcessOptions struct {
 	Configs []string // -c name=value
 	NodeID  int
 	Env     []string
+	Args    []string // extra serve flags
 }
 
 var listenLine = regexp.MustCompile(`listening on (\S+)`)
@@ -100,6 +101,7 @@ func StartProcess(t testing.TB, o ProcessOptions) *Process {
 	for _, c := range o.Configs {
 		p.Args = append(p.Args, "-c", c)
 	}
+	p.Args = append(p.Args, o.Args...)
 	p.start(o.Env)
 	t.Cleanup(func() {
 		p.Kill()
