@@ -1,0 +1,58 @@
+package localstore
+
+// Accessors the tiering package needs to copy sealed segments and to restore
+// a partition from the bucket. They expose facts, not policy.
+
+// RecoveryPoint is the offset below which everything is fsynced: a sealed
+// segment whose NextOffset is at or below it is complete on disk, so its
+// files may be copied elsewhere.
+func (l *Log) RecoveryPoint() int64 {
+	l.rp.Lock()
+	defer l.rp.Unlock()
+	return l.rp.offset
+}
+
+// EpochStart is one leader-epoch cache entry: from StartOffset on, batches
+// were written by the leader of Epoch.
+type EpochStart struct {
+	Epoch       int32
+	StartOffset int64
+}
+
+// EpochStarts returns the leader-epoch cache, oldest first.
+func (l *Log) EpochStarts() []EpochStart {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]EpochStart, len(l.mu.epochs.entries))
+	for i, e := range l.mu.epochs.entries {
+		out[i] = EpochStart{Epoch: e.epoch, StartOffset: e.startOffset}
+	}
+	return out
+}
+
+// SegmentFiles names a segment's index files in dir.
+func SegmentFiles(dir string, base int64) (log, index, timeIndex string) {
+	return offsetFileName(dir, base, logSuffix), offsetFileName(dir, base, indexSuffix), offsetFileName(dir, base, timeIndexSuffix)
+}
+
+// SnapshotFile names the producer-state snapshot taken at offset (the state
+// after every batch below offset), which exists for recent segment ends.
+func SnapshotFile(dir string, offset int64) string {
+	return offsetFileName(dir, offset, snapshotSuffix)
+}
+
+// StartAt empties the log and restarts it at offset, like Kafka's
+// truncateFullyAndStartAt: a partition restored from remote storage goes on
+// after the bucket's last offset.
+func (l *Log) StartAt(offset int64) error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	l.sealSyncs.Wait()
+	if err := l.truncateFullyLocked(offset, l.mu.cfg.Now()); err != nil {
+		return err
+	}
+	return l.setRecoveryPoint(offset)
+}
