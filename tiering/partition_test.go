@@ -1,0 +1,281 @@
+package tiering
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-broker/strata/localstore"
+	"github.com/strata-broker/strata/remotestore"
+)
+
+// testBatch builds an uncompressed v2 batch of n records with values
+// "v<offset-in-batch>" padded to size, timestamps ts, ts+1, ….
+func testBatch(n int, ts int64, size int) []byte {
+	var recs []byte
+	for i := 0; i < n; i++ {
+		var r []byte
+		r = append(r, 0)
+		r = binary.AppendVarint(r, int64(i))
+		r = binary.AppendVarint(r, int64(i))
+		r = binary.AppendVarint(r, -1)
+		v := bytes.Repeat([]byte{byte('a' + i%26)}, size)
+		r = binary.AppendVarint(r, int64(len(v)))
+		r = append(r, v...)
+		r = binary.AppendVarint(r, 0)
+		recs = binary.AppendVarint(recs, int64(len(r)))
+		recs = append(recs, r...)
+	}
+	b := make([]byte, localstore.BatchHeaderSize, localstore.BatchHeaderSize+len(recs))
+	binary.BigEndian.PutUint32(b[8:], uint32(localstore.BatchHeaderSize-12+len(recs)))
+	b[16] = 2
+	binary.BigEndian.PutUint32(b[23:], uint32(n-1))
+	binary.BigEndian.PutUint64(b[27:], uint64(ts))
+	binary.BigEndian.PutUint64(b[35:], uint64(ts+int64(n-1)))
+	binary.BigEndian.PutUint64(b[43:], ^uint64(0))
+	binary.BigEndian.PutUint16(b[51:], 0xffff)
+	binary.BigEndian.PutUint32(b[53:], ^uint32(0))
+	binary.BigEndian.PutUint32(b[57:], uint32(n))
+	b = append(b, recs...)
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+type fixture struct {
+	log   *localstore.Log
+	store remotestore.Storage
+	mgr   *Manager
+	part  *Partition
+}
+
+func newFixture(t *testing.T, opts Options) *fixture {
+	t.Helper()
+	l, err := localstore.Open(t.TempDir(), localstore.Config{SegmentBytes: 4096, IndexIntervalBytes: 256,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if opts.Store == nil {
+		if opts.Store, err = remotestore.NewLocal(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts.ChunkBytes = 64 << 10
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	mgr, err := NewManager(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mgr.Close)
+	p := mgr.Partition("events", 0, l)
+	if err := p.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{log: l, store: opts.Store, mgr: mgr, part: p}
+}
+
+// fill appends batches of 5 records until the log has at least n records.
+func (f *fixture) fill(t *testing.T, n int) {
+	t.Helper()
+	for f.log.LogEndOffset() < int64(n) {
+		if _, err := f.log.Append(testBatch(5, 1000+f.log.LogEndOffset(), 50), 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.log.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCopyAndReadBack(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Options{ManifestKeep: 4})
+	f.fill(t, 600)
+	n, err := f.part.CopyOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := 0
+	for _, s := range f.log.Segments() {
+		if s.Sealed {
+			sealed++
+		}
+	}
+	if n != sealed || n < 5 {
+		t.Fatalf("copied %d segments, %d sealed", n, sealed)
+	}
+	// Nothing new to copy: a second pass copies nothing.
+	if n, err := f.part.CopyOnce(ctx); err != nil || n != 0 {
+		t.Fatalf("second pass copied %d: %v", n, err)
+	}
+	m := f.part.Manifest()
+	if len(m.Parts) == 0 {
+		t.Fatalf("no manifest parts spilled with ManifestKeep=4 and %d segments", n)
+	}
+	end := m.EndOffset()
+	// Read every remote offset back and compare with the local log.
+	for off := int64(0); off < end; {
+		got, err := f.part.Read(ctx, off, 1000)
+		if err != nil {
+			t.Fatalf("read %d: %v", off, err)
+		}
+		want, err := f.log.ReadBytes(off, 1000, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("remote bytes at %d differ from local (%d vs %d bytes)", off, len(got), len(want))
+		}
+		h, _ := localstore.ParseBatchHeader(got[len(got)-lastBatchSize(t, got):])
+		off = h.LastOffset() + 1
+	}
+	// A restart (a new Manager, same bucket) sees the same manifest.
+	mgr2, _ := NewManager(Options{Store: f.store, ChunkBytes: 64 << 10, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	p2 := mgr2.Partition("events", 0, f.log)
+	if err := p2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p2.Manifest().EndOffset() != end || len(p2.Manifest().Segments) != len(m.Segments) {
+		t.Fatalf("reloaded manifest: end %d (want %d), %d entries (want %d)", p2.Manifest().EndOffset(), end, len(p2.Manifest().Segments), len(m.Segments))
+	}
+	// Timestamp lookup in remote segments.
+	off, ts, found, err := f.part.OffsetForTimestamp(ctx, 1000+123)
+	if err != nil || !found || off > 123 || ts < 1000+123 {
+		t.Fatalf("timestamp lookup: off %d ts %d found %v err %v", off, ts, found, err)
+	}
+}
+
+func lastBatchSize(t *testing.T, b []byte) int {
+	t.Helper()
+	pos := 0
+	for {
+		h, err := localstore.ParseBatchHeader(b[pos:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos+h.Size() >= len(b) {
+			return h.Size()
+		}
+		pos += h.Size()
+	}
+}
+
+func TestInterruptedCopyIsRedoneWithoutDuplicates(t *testing.T) {
+	ctx := context.Background()
+	failing := &failingStore{Storage: nil}
+	f := newFixture(t, Options{Store: nil})
+	failing.Storage = f.store
+	f.mgr.opts.Store = failing
+	f.part.ms.store = failing
+	f.fill(t, 300)
+	// The .log upload of the second segment fails (as if the broker died or
+	// the store went away mid-copy).
+	failing.failPutAfter = 2 // manifest writes do not count; see failingStore
+	if _, err := f.part.CopyOnce(ctx); err == nil {
+		t.Fatal("copy with a failing store succeeded")
+	}
+	m := f.part.Manifest()
+	started := 0
+	for _, s := range m.Segments {
+		if s.State == CopyStarted {
+			started++
+		}
+	}
+	if started != 1 {
+		t.Fatalf("%d copy_started entries after the failure, want 1", started)
+	}
+	failing.failPutAfter = -1
+	if _, err := f.part.CopyOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m = f.part.Manifest()
+	seen := map[int64]bool{}
+	for _, s := range m.Segments {
+		if s.State != CopyFinished || seen[s.BaseOffset] {
+			t.Fatalf("after the retry: entry %+v (duplicate or unfinished)", s)
+		}
+		seen[s.BaseOffset] = true
+	}
+	// The abandoned copy's objects are gone: every .log in the bucket is
+	// referenced by the manifest.
+	objs, _ := f.store.List(ctx, f.part.Prefix())
+	refs := map[string]bool{}
+	for _, s := range m.Segments {
+		refs[s.LogKey(f.part.Prefix())] = true
+	}
+	for _, o := range objs {
+		if strings.HasSuffix(o.Key, ".log") && !refs[o.Key] {
+			t.Fatalf("unreferenced object %s left behind", o.Key)
+		}
+	}
+}
+
+func TestDeposedWriterIsFenced(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Options{})
+	f.fill(t, 100)
+	// A second writer (the new leader) on the same bucket commits first.
+	other := f.mgr.Partition("events", 0, f.log)
+	if err := other.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other.SetLeaderEpoch(1)
+	if _, err := other.CopyOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.log.Roll()
+	f.fill(t, 200)
+	if _, err := f.part.CopyOnce(ctx); !errors.Is(err, ErrFenced) {
+		t.Fatalf("stale writer: %v, want ErrFenced", err)
+	}
+}
+
+func TestCorruptRemoteObjectIsAnError(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, _ := remotestore.NewLocal(dir)
+	f := newFixture(t, Options{Store: store})
+	f.fill(t, 200)
+	if _, err := f.part.CopyOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seg := f.part.Manifest().Readable()[0]
+	// Flip a byte inside the first batch's records.
+	path := dir + "/" + seg.LogKey(f.part.Prefix())
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[100] ^= 0xff
+	os.WriteFile(path, b, 0o644)
+	if _, err := f.part.Read(ctx, seg.BaseOffset, 1<<20); !errors.Is(err, ErrCorruptObject) {
+		t.Fatalf("read of a corrupt object: %v", err)
+	}
+}
+
+// failingStore fails segment uploads after a number of successful ones.
+type failingStore struct {
+	remotestore.Storage
+	failPutAfter int
+}
+
+func (s *failingStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if strings.HasSuffix(key, ".log") && s.failPutAfter >= 0 {
+		if s.failPutAfter == 0 {
+			return errors.New("injected: store unavailable")
+		}
+		s.failPutAfter--
+	}
+	return s.Storage.Put(ctx, key, r, size)
+}
+
+var _ = time.Second

@@ -1,0 +1,148 @@
+package tiering
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/strata-broker/strata/localstore"
+)
+
+// Read serves a fetch below the local log start: whole batches starting with
+// the one that holds offset, at most maxBytes but at least one batch (KIP-74),
+// from one remote segment. Every batch is CRC-checked before it is returned:
+// a corrupt or truncated object is an error, never data.
+func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) ([]byte, error) {
+	m := p.Manifest()
+	seg, ok := m.Find(offset)
+	if !ok {
+		return nil, ErrNotRemote
+	}
+	pos := int64(0)
+	if offset > seg.BaseOffset {
+		b, err := p.mgr.bundle(ctx, p.ms.prefix, seg)
+		if err != nil {
+			return nil, err
+		}
+		pos = b.PositionFor(seg.BaseOffset, offset)
+	}
+	cr := chunkReader{mgr: p.mgr, key: seg.LogKey(p.ms.prefix), id: seg.ID, size: seg.Size}
+	var out []byte
+	for pos < seg.Size {
+		hb, err := cr.readAt(ctx, pos, localstore.BatchHeaderSize)
+		if err != nil {
+			return nil, err
+		}
+		h, err := localstore.ParseBatchHeader(hb)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s at %d: %v", ErrCorruptObject, cr.key, pos, err)
+		}
+		size := int64(h.Size())
+		if pos+size > seg.Size {
+			return nil, fmt.Errorf("%w: %s: batch at %d runs past the object's %d bytes", ErrCorruptObject, cr.key, pos, seg.Size)
+		}
+		if h.LastOffset() < offset {
+			pos += size
+			continue
+		}
+		if len(out) > 0 && len(out)+int(size) > maxBytes {
+			break
+		}
+		batch, err := cr.readAt(ctx, pos, int(size))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := localstore.ValidateBatch(batch); err != nil {
+			return nil, fmt.Errorf("%w: %s at %d: %v", ErrCorruptObject, cr.key, pos, err)
+		}
+		out = append(out, batch...)
+		pos += size
+		if len(out) >= maxBytes {
+			break
+		}
+	}
+	p.mgr.metrics.bytesRead.Add(float64(len(out)))
+	return out, nil
+}
+
+// OffsetForTimestamp finds the first remote batch whose max timestamp is >= ts
+// and returns its base offset (clamped to the log start) and max timestamp.
+func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (int64, int64, bool, error) {
+	m := p.Manifest()
+	for _, seg := range m.Readable() {
+		if seg.MaxTimestamp < ts {
+			continue
+		}
+		b, err := p.mgr.bundle(ctx, p.ms.prefix, seg)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		pos := b.PositionFor(seg.BaseOffset, b.OffsetForTimestamp(seg.BaseOffset, ts))
+		cr := chunkReader{mgr: p.mgr, key: seg.LogKey(p.ms.prefix), id: seg.ID, size: seg.Size}
+		for pos < seg.Size {
+			hb, err := cr.readAt(ctx, pos, localstore.BatchHeaderSize)
+			if err != nil {
+				return 0, 0, false, err
+			}
+			h, err := localstore.ParseBatchHeader(hb)
+			if err != nil {
+				return 0, 0, false, fmt.Errorf("%w: %s at %d: %v", ErrCorruptObject, cr.key, pos, err)
+			}
+			if h.MaxTimestamp >= ts && h.LastOffset() >= m.LogStartOffset {
+				return max(h.BaseOffset, m.LogStartOffset), h.MaxTimestamp, true, nil
+			}
+			pos += int64(h.Size())
+		}
+	}
+	return 0, 0, false, nil
+}
+
+// chunkReader reads byte ranges of one remote .log through the chunk cache.
+type chunkReader struct {
+	mgr  *Manager
+	key  string
+	id   string
+	size int64
+}
+
+func (c *chunkReader) readAt(ctx context.Context, pos int64, n int) ([]byte, error) {
+	if pos+int64(n) > c.size {
+		return nil, fmt.Errorf("%w: %s: read [%d, %d) past its %d bytes", ErrCorruptObject, c.key, pos, pos+int64(n), c.size)
+	}
+	cs := c.mgr.opts.ChunkBytes
+	out := make([]byte, 0, n)
+	for len(out) < n {
+		at := pos + int64(len(out))
+		k := at / cs
+		chunk, err := c.mgr.chunk(ctx, c.key, c.id, k, c.size)
+		if err != nil {
+			return nil, err
+		}
+		off := at - k*cs
+		if off >= int64(len(chunk)) {
+			return nil, fmt.Errorf("%w: %s: chunk %d is %d bytes, short of %d", ErrCorruptObject, c.key, k, len(chunk), off+1)
+		}
+		take := min(int64(n-len(out)), int64(len(chunk))-off)
+		out = append(out, chunk[off:off+take]...)
+	}
+	return out, nil
+}
+
+// fetchChunk reads chunk k of an object from the store, insisting on its full
+// length (a short object is corrupt).
+func (m *Manager) fetchChunk(ctx context.Context, key string, k, size int64) ([]byte, error) {
+	cs := m.opts.ChunkBytes
+	start := k * cs
+	length := min(cs, size-start)
+	rc, err := m.opts.Store.Get(ctx, key, start, length)
+	if err != nil {
+		return nil, fmt.Errorf("tiering: get %s [%d, %d): %w", key, start, start+length, err)
+	}
+	defer rc.Close()
+	buf := make([]byte, length)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		return nil, fmt.Errorf("%w: %s [%d, %d): %v", ErrCorruptObject, key, start, start+length, err)
+	}
+	m.metrics.chunkFetches.Inc()
+	return buf, nil
+}
