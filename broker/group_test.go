@@ -310,4 +310,3 @@ func TestGroupOffsetsSurviveRestart(t *testing.T) {
 		}
 	}
 }
-
