@@ -90,6 +90,7 @@ type Broker struct {
 	metrics  *metrics
 	topics   *topicRegistry
 	pids     *producerIDs
+	groups   *groupCoordinator
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -158,6 +159,8 @@ func New(opts Options) (*Broker, error) {
 		ln.Close()
 		return nil, err
 	}
+	b.groups = newGroupCoordinator(b)
+	b.groups.start()
 	return b, nil
 }
 
@@ -206,6 +209,7 @@ func (b *Broker) Serve() error {
 // then closes every log cleanly (so the next start does no recovery scan).
 func (b *Broker) Close() error {
 	b.cancel()
+	b.groups.close()
 	b.ln.Close()
 	b.connsMu.Lock()
 	for c := range b.conns {

@@ -19,6 +19,12 @@ type brokerSettings struct {
 	offsetsTopicParts     int32
 	offsetsRetentionMin   int64
 	replicaLagTimeMaxMs   int64
+
+	// group coordinator (group_*.go)
+	groupMinSessionMs       int64
+	groupMaxSessionMs       int64
+	groupInitialDelayMs     int64
+	offsetsRetentionCheckMs int64
 }
 
 // brokerConfigDef is a broker config with its default.
@@ -37,6 +43,9 @@ var brokerConfigDefs = []brokerConfigDef{
 	{"replica.lag.time.max.ms", "30000", typeLong, longAtLeast(1)},
 	{"socket.request.max.bytes", "104857600", typeInt, intBetween(1024, 1<<31-1)},
 	{"group.initial.rebalance.delay.ms", "3000", typeInt, intBetween(0, 1<<31-1)},
+	{"group.min.session.timeout.ms", "6000", typeInt, intBetween(1, 1<<31-1)},
+	{"group.max.session.timeout.ms", "1800000", typeInt, intBetween(1, 1<<31-1)},
+	{"offsets.retention.check.interval.ms", "600000", typeLong, longAtLeast(1)},
 }
 
 var brokerConfigByName = func() map[string]*brokerConfigDef {
@@ -109,6 +118,10 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.socketRequestMaxBytes = int32(atoi("socket.request.max.bytes"))
 	s.offsetsTopicParts = int32(atoi("offsets.topic.num.partitions"))
 	s.offsetsRetentionMin = atoi("offsets.retention.minutes")
+	s.groupMinSessionMs = atoi("group.min.session.timeout.ms")
+	s.groupMaxSessionMs = atoi("group.max.session.timeout.ms")
+	s.groupInitialDelayMs = atoi("group.initial.rebalance.delay.ms")
+	s.offsetsRetentionCheckMs = atoi("offsets.retention.check.interval.ms")
 	s.replicaLagTimeMaxMs = atoi("replica.lag.time.max.ms")
 	return s, nil
 }

@@ -2,6 +2,8 @@ package localstore
 
 // Lock order — acquire top to bottom, never upwards:
 //
+//  0. Log.cleaning  serialises log cleaner passes (cleaner.go); held across
+//                   a whole pass, which takes writeMu only for each swap.
 //  1. Log.writeMu   serialises every mutation: Append, AppendBatches, Roll,
 //                   MaybeRoll, TruncateTo, DeleteRecordsBefore, Flush,
 //                   FlushIfDue, SetConfig, Close, Delete. It may be held
@@ -34,6 +36,8 @@ import (
 type Log struct {
 	dir    string
 	logger *slog.Logger
+
+	cleaning sync.Mutex // see the lock order above
 
 	writeMu sync.Mutex
 	// Guarded by writeMu.

@@ -59,6 +59,9 @@ var openStatsHook func(recoveryStats)
 func (l *Log) load() error {
 	cfg := l.mu.cfg
 	now := cfg.Now()
+	if err := l.finishInterruptedClean(); err != nil {
+		return err
+	}
 	dirents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("localstore: %w", err)

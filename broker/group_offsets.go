@@ -1,0 +1,294 @@
+package broker
+
+import (
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Committed offsets: validation of commits against the group's generation,
+// storage as __consumer_offsets records, reads, deletes, and
+// offsets.retention.minutes expiry. All functions here run with g.mu held.
+
+// validateCommit is Kafka's ClassicGroup.validateOffsetCommit: a negative
+// generation is an "admin" or simple-consumer commit, allowed only while the
+// group has no members; otherwise the member id (and instance id) must be
+// current, the generation must match, and the group must not be waiting for
+// its leader's assignment. Commits are allowed during PreparingRebalance so
+// members can commit before they rejoin (onPartitionsRevoked).
+func (g *group) validateCommit(memberID string, instanceID *string, generation int32) *kerr.Error {
+	if g.state == groupDead {
+		return kerr.CoordinatorNotAvailable
+	}
+	if generation < 0 && g.state == groupEmpty {
+		return nil
+	}
+	if e := g.checkInstance(instanceID, memberID); e != nil {
+		return e
+	}
+	m := g.members[memberID]
+	if m == nil {
+		return kerr.UnknownMemberID
+	}
+	if generation != g.generation {
+		return kerr.IllegalGeneration
+	}
+	if g.state == groupCompletingRebalance {
+		return kerr.RebalanceInProgress
+	}
+	// A commit counts as a heartbeat, as in Kafka.
+	g.touch(m)
+	return nil
+}
+
+// offsetCommitPart is one partition of an OffsetCommit.
+type offsetCommitPart struct {
+	topic     string
+	partition int32
+	offset    committedOffset
+	err       *kerr.Error // set before storing for per-partition rejections
+}
+
+// commit stores parts that have no error yet, setting err on each to the
+// result.
+func (g *group) commit(parts []offsetCommitPart) {
+	var recs []groupRecord
+	var idx []int
+	for i := range parts {
+		p := &parts[i]
+		if p.err != nil {
+			continue
+		}
+		recs = append(recs, offsetCommitRecord(g.id, p.topic, p.partition, p.offset))
+		idx = append(idx, i)
+	}
+	if len(recs) == 0 {
+		return
+	}
+	if err := g.gc.appendGroupRecords(g.partition, recs); err != nil {
+		g.gc.b.log.Error("cannot store offset commit", "group", g.id, "err", err)
+		for _, i := range idx {
+			parts[i].err = appendErr(err)
+		}
+		return
+	}
+	for _, i := range idx {
+		p := &parts[i]
+		g.setOffset(p.topic, p.partition, p.offset)
+		p.err = errNone
+	}
+}
+
+func (g *group) setOffset(topic string, partition int32, o committedOffset) {
+	ps := g.offsets[topic]
+	if ps == nil {
+		ps = map[int32]committedOffset{}
+		g.offsets[topic] = ps
+	}
+	ps[partition] = o
+}
+
+func (g *group) deleteOffset(topic string, partition int32) {
+	if ps := g.offsets[topic]; ps != nil {
+		delete(ps, partition)
+		if len(ps) == 0 {
+			delete(g.offsets, topic)
+		}
+	}
+}
+
+func (g *group) hasOffsets() bool { return len(g.offsets) > 0 }
+
+// offsetFor returns the committed offset of one partition, or Kafka's
+// "none" (-1, leader epoch -1, empty metadata).
+func (g *group) offsetFor(topic string, partition int32) committedOffset {
+	if g != nil {
+		if o, ok := g.offsets[topic][partition]; ok {
+			return o
+		}
+	}
+	return committedOffset{offset: -1, leaderEpoch: -1}
+}
+
+// committedTopics returns the group's topics and partitions, sorted.
+func (g *group) committedTopics() []string {
+	if g == nil {
+		return nil
+	}
+	ts := make([]string, 0, len(g.offsets))
+	for t := range g.offsets {
+		ts = append(ts, t)
+	}
+	sort.Strings(ts)
+	return ts
+}
+
+func (g *group) committedPartitions(topic string) []int32 {
+	ps := make([]int32, 0, len(g.offsets[topic]))
+	for p := range g.offsets[topic] {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	return ps
+}
+
+// subscribedTopics decodes the members' consumer-protocol subscriptions.
+// ok is false when the group is not a consumer group or a subscription does
+// not decode — then nothing can be said about which topics are in use.
+func (g *group) subscribedTopics() (topics map[string]bool, ok bool) {
+	if g.protocolType != "consumer" || g.protocol == "" {
+		return nil, false
+	}
+	topics = map[string]bool{}
+	for _, m := range g.members {
+		var md kmsg.ConsumerMemberMetadata
+		if err := md.ReadFrom(m.metadataFor(g.protocol)); err != nil {
+			return nil, false
+		}
+		for _, t := range md.Topics {
+			topics[t] = true
+		}
+	}
+	return topics, true
+}
+
+// deleteOffsets writes tombstones for the given partitions and forgets
+// them. It reports the append error, if any.
+func (g *group) deleteOffsets(tps map[string][]int32) error {
+	var recs []groupRecord
+	for t, ps := range tps {
+		for _, p := range ps {
+			recs = append(recs, offsetTombstone(g.id, t, p))
+		}
+	}
+	if err := g.gc.appendGroupRecords(g.partition, recs); err != nil {
+		return err
+	}
+	for t, ps := range tps {
+		for _, p := range ps {
+			g.deleteOffset(t, p)
+		}
+	}
+	return nil
+}
+
+// deleteGroup tombstones every offset and the group itself, then marks the
+// group Dead and drops it (DeleteGroups, and expiry of an empty group).
+func (g *group) deleteGroup() error {
+	recs := []groupRecord{}
+	for _, t := range g.committedTopics() {
+		for _, p := range g.committedPartitions(t) {
+			recs = append(recs, offsetTombstone(g.id, t, p))
+		}
+	}
+	recs = append(recs, groupTombstone(g.id))
+	if err := g.gc.appendGroupRecords(g.partition, recs); err != nil {
+		return err
+	}
+	g.offsets = map[string]map[int32]committedOffset{}
+	g.stopTimers()
+	g.setState(groupDead)
+	g.gc.removeGroup(g)
+	return nil
+}
+
+// expiredOffsets is Kafka's ClassicGroup.computeExpiredOffsets for the
+// broker time now:
+//   - an Empty group that had members (protocol type set) expires all its
+//     offsets offsets.retention.minutes after it became Empty (KIP-211);
+//   - a group that never had members (simple consumers, admin commits)
+//     expires each offset that long after its commit;
+//   - a Stable consumer group expires offsets of topics no member
+//     subscribes to, counted from their commit;
+//   - an offset committed with an explicit retention (OffsetCommit v2–v4)
+//     expires at that time.
+func (g *group) expiredOffsets(now time.Time, retention time.Duration) map[string][]int32 {
+	nowMs, retMs := now.UnixMilli(), retention.Milliseconds()
+	var subscribed map[string]bool
+	byCommit := false
+	switch {
+	case g.state == groupEmpty && g.protocolType != "":
+	case g.state == groupEmpty:
+		byCommit = true
+	case g.state == groupStable:
+		var ok bool
+		if subscribed, ok = g.subscribedTopics(); !ok {
+			return nil
+		}
+		byCommit = true
+	default:
+		return nil
+	}
+	out := map[string][]int32{}
+	for _, t := range g.committedTopics() {
+		if subscribed[t] {
+			continue
+		}
+		for _, p := range g.committedPartitions(t) {
+			o := g.offsets[t][p]
+			base := g.stateTime
+			if byCommit {
+				base = o.commitTime
+			}
+			expired := nowMs-base >= retMs
+			if o.expireTime >= 0 {
+				expired = nowMs >= o.expireTime
+			}
+			if expired {
+				out[t] = append(out[t], p)
+			}
+		}
+	}
+	return out
+}
+
+// expireOffsets removes expired offsets and, when an Empty group is left
+// with none, the group itself, as Kafka's cleanupGroupMetadata does.
+func (g *group) expireOffsets(now time.Time, retention time.Duration) {
+	if g.state == groupDead {
+		return
+	}
+	exp := g.expiredOffsets(now, retention)
+	if len(exp) > 0 {
+		if err := g.deleteOffsets(exp); err != nil {
+			g.gc.b.log.Error("cannot expire offsets", "group", g.id, "err", err)
+			return
+		}
+		n := 0
+		for _, ps := range exp {
+			n += len(ps)
+		}
+		g.gc.b.log.Info("expired committed offsets", "group", g.id, "partitions", n)
+	}
+	if g.state == groupEmpty && !g.hasOffsets() {
+		if err := g.deleteGroup(); err != nil {
+			g.gc.b.log.Error("cannot remove empty group", "group", g.id, "err", err)
+		}
+	}
+}
+
+// expireAll runs one expiry pass over every loaded group.
+func (gc *groupCoordinator) expireAll() {
+	now := gc.b.now()
+	for _, g := range gc.allGroups() {
+		g.mu.Lock()
+		g.expireOffsets(now, gc.retention)
+		g.mu.Unlock()
+	}
+}
+
+// expiryLoop runs expireAll every offsets.retention.check.interval.ms.
+func (gc *groupCoordinator) expiryLoop() {
+	t := time.NewTicker(time.Duration(gc.b.settings.offsetsRetentionCheckMs) * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-gc.b.ctx.Done():
+			return
+		case <-t.C:
+			gc.expireAll()
+		}
+	}
+}

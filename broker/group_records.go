@@ -1,0 +1,227 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/localstore"
+)
+
+// The __consumer_offsets record formats are Kafka's, encoded and decoded with
+// kmsg only (OffsetCommitKey/Value, GroupMetadataKey/Value), so Kafka's own
+// tools (kafka-console-consumer with the offsets formatter, kafka-dump-log
+// --offsets-decoder) read what Strata writes.
+//
+//	key version 0/1  OffsetCommitKey   → value OffsetCommitValue (we write v3: leader epoch, no expiry)
+//	key version 2    GroupMetadataKey  → value GroupMetadataValue (we write v3: static members, KIP-345)
+//	key version ≥3   KIP-848 and share-group records: skipped on load
+//
+// A nil value is a tombstone: the offset or the group is gone. Compaction
+// (cleanup.policy=compact) keeps only the newest record per key.
+
+const (
+	offsetCommitKeyVersion   = 1
+	offsetCommitValueVersion = 3
+	groupMetadataKeyVersion  = 2
+	groupMetadataValVersion  = 3
+)
+
+// committedOffset is one partition's committed position.
+type committedOffset struct {
+	offset      int64
+	leaderEpoch int32
+	metadata    string
+	commitTime  int64 // ms since epoch, broker clock
+	// expireTime is set only by OffsetCommit v1–v4's retention time or a
+	// loaded OffsetCommitValue v1; -1 means "use offsets.retention.minutes".
+	expireTime int64
+}
+
+// groupRecord is one key/value pair for __consumer_offsets.
+type groupRecord struct{ key, value []byte }
+
+func offsetCommitRecord(group, topic string, partition int32, o committedOffset) groupRecord {
+	k := kmsg.NewOffsetCommitKey()
+	k.Version, k.Group, k.Topic, k.Partition = offsetCommitKeyVersion, group, topic, partition
+	v := kmsg.NewOffsetCommitValue()
+	v.Version = offsetCommitValueVersion
+	v.Offset, v.LeaderEpoch, v.Metadata, v.CommitTimestamp = o.offset, o.leaderEpoch, o.metadata, o.commitTime
+	if o.expireTime >= 0 {
+		// Only value v1 carries an expiry; Kafka writes v1 for commits
+		// with an explicit retention time (OffsetCommit v2–v4).
+		v.Version, v.ExpireTimestamp = 1, o.expireTime
+	}
+	return groupRecord{key: k.AppendTo(nil), value: v.AppendTo(nil)}
+}
+
+func offsetTombstone(group, topic string, partition int32) groupRecord {
+	k := kmsg.NewOffsetCommitKey()
+	k.Version, k.Group, k.Topic, k.Partition = offsetCommitKeyVersion, group, topic, partition
+	return groupRecord{key: k.AppendTo(nil)}
+}
+
+func groupMetadataKey(group string) []byte {
+	k := kmsg.NewGroupMetadataKey()
+	k.Version, k.Group = groupMetadataKeyVersion, group
+	return k.AppendTo(nil)
+}
+
+func groupMetadataRecord(group string, v *kmsg.GroupMetadataValue) groupRecord {
+	v.Version = groupMetadataValVersion
+	return groupRecord{key: groupMetadataKey(group), value: v.AppendTo(nil)}
+}
+
+func groupTombstone(group string) groupRecord { return groupRecord{key: groupMetadataKey(group)} }
+
+// buildGroupBatch encodes records as one uncompressed RecordBatch v2 with
+// kmsg's types. The log assigns the base offset and leader epoch, which lie
+// outside the CRC.
+func buildGroupBatch(recs []groupRecord, nowMs int64) []byte {
+	var body []byte
+	for i, r := range recs {
+		rec := kmsg.Record{OffsetDelta: int32(i), Key: r.key, Value: r.value}
+		inner := rec.AppendTo(nil)
+		// AppendTo writes Length first; it was 0 (one byte), so the
+		// record's true length is everything after it.
+		rec.Length = int32(len(inner) - 1)
+		body = rec.AppendTo(body)
+	}
+	rb := kmsg.RecordBatch{
+		FirstOffset:          0,
+		PartitionLeaderEpoch: -1,
+		Magic:                2,
+		LastOffsetDelta:      int32(len(recs) - 1),
+		FirstTimestamp:       nowMs,
+		MaxTimestamp:         nowMs,
+		ProducerID:           -1,
+		ProducerEpoch:        -1,
+		FirstSequence:        -1,
+		NumRecords:           int32(len(recs)),
+		Records:              body,
+	}
+	rb.Length = int32(localstore.BatchHeaderSize - 12 + len(body))
+	b := rb.AppendTo(nil)
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[batchAttributesPos:], castagnoli))
+	return b
+}
+
+// groupLogEntry is one decoded __consumer_offsets record.
+type groupLogEntry struct {
+	group string
+	// Exactly one of the following kinds is set.
+	isOffset  bool
+	topic     string
+	partition int32
+	offset    *committedOffset // nil: tombstone
+
+	isMetadata bool
+	metadata   *kmsg.GroupMetadataValue // nil: tombstone
+}
+
+var errBadGroupRecord = errors.New("bad __consumer_offsets record")
+
+// decodeGroupRecord decodes one record's key and value. ok is false for keys
+// we deliberately skip (KIP-848 / share-group record types).
+func decodeGroupRecord(key, value []byte) (e groupLogEntry, ok bool, err error) {
+	if len(key) < 2 {
+		return e, false, fmt.Errorf("%w: key of %d bytes", errBadGroupRecord, len(key))
+	}
+	switch ver := int16(binary.BigEndian.Uint16(key)); ver {
+	case 0, 1:
+		var k kmsg.OffsetCommitKey
+		if err := k.ReadFrom(key); err != nil {
+			return e, false, fmt.Errorf("%w: offset key: %v", errBadGroupRecord, err)
+		}
+		e = groupLogEntry{group: k.Group, isOffset: true, topic: k.Topic, partition: k.Partition}
+		if value == nil {
+			return e, true, nil
+		}
+		var v kmsg.OffsetCommitValue
+		if err := v.ReadFrom(value); err != nil {
+			return e, false, fmt.Errorf("%w: offset value: %v", errBadGroupRecord, err)
+		}
+		o := committedOffset{offset: v.Offset, leaderEpoch: -1, metadata: v.Metadata, commitTime: v.CommitTimestamp, expireTime: -1}
+		if v.Version >= 3 {
+			o.leaderEpoch = v.LeaderEpoch
+		}
+		if v.Version == 1 {
+			o.expireTime = v.ExpireTimestamp
+		}
+		e.offset = &o
+		return e, true, nil
+	case 2:
+		var k kmsg.GroupMetadataKey
+		if err := k.ReadFrom(key); err != nil {
+			return e, false, fmt.Errorf("%w: group key: %v", errBadGroupRecord, err)
+		}
+		e = groupLogEntry{group: k.Group, isMetadata: true}
+		if value == nil {
+			return e, true, nil
+		}
+		v := new(kmsg.GroupMetadataValue)
+		if err := v.ReadFrom(value); err != nil {
+			return e, false, fmt.Errorf("%w: group value: %v", errBadGroupRecord, err)
+		}
+		e.metadata = v
+		return e, true, nil
+	default:
+		if ver < 0 {
+			return e, false, fmt.Errorf("%w: key version %d", errBadGroupRecord, ver)
+		}
+		return e, false, nil
+	}
+}
+
+// walkGroupBatches calls fn for every record of every data batch in b (bytes
+// read from a __consumer_offsets log) and returns the offset after the last
+// whole batch (-1 if there was none). Control batches are skipped; a trailing
+// partial batch ends the walk. A batch whose records do not decode is skipped
+// and reported as the error, after the walk has gone on past it.
+func walkGroupBatches(b []byte, fn func(key, value []byte)) (next int64, err error) {
+	next = -1
+	for len(b) >= localstore.BatchHeaderSize {
+		h, herr := localstore.ParseBatchHeader(b)
+		if herr != nil {
+			return next, fmt.Errorf("%w: %v", errBadGroupRecord, herr)
+		}
+		size := h.Size()
+		if size < localstore.BatchHeaderSize || size > len(b) {
+			return next, nil
+		}
+		batch := b[:size]
+		b = b[size:]
+		next = h.LastOffset() + 1
+		if h.IsControl() || h.NumRecords <= 0 {
+			continue
+		}
+		if berr := walkBatchRecords(h, batch, fn); berr != nil && err == nil {
+			err = berr
+		}
+	}
+	return next, err
+}
+
+func walkBatchRecords(h localstore.BatchHeader, batch []byte, fn func(key, value []byte)) error {
+	body, err := decompress(h.Compression(), batch[batchRecordsPos:])
+	if err != nil {
+		return fmt.Errorf("%w: batch at %d: %v", errBadGroupRecord, h.BaseOffset, err)
+	}
+	for i := int32(0); i < h.NumRecords; i++ {
+		n, ln := kbin.Varint(body)
+		if ln <= 0 || n < 0 || int(n) > len(body)-ln {
+			return fmt.Errorf("%w: record %d of batch at %d: bad length", errBadGroupRecord, i, h.BaseOffset)
+		}
+		var rec kmsg.Record
+		if err := rec.ReadFrom(body[:ln+int(n)]); err != nil {
+			return fmt.Errorf("%w: record %d of batch at %d: %v", errBadGroupRecord, i, h.BaseOffset, err)
+		}
+		body = body[ln+int(n):]
+		fn(rec.Key, rec.Value)
+	}
+	return nil
+}

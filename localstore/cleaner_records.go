@@ -1,0 +1,294 @@
+package localstore
+
+// Record-level work of the log cleaner: decoding a batch's records (through
+// franz-go's kmsg types, after decompressing), deciding per record, and
+// writing the survivors into a new batch the way Kafka's
+// MemoryRecords.filterTo does.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Compression codec ids of the batch attributes.
+const (
+	codecNone   = 0
+	codecGzip   = 1
+	codecSnappy = 2
+	codecLz4    = 3
+	codecZstd   = 4
+)
+
+// maxCleanerDecompressed bounds what one compressed batch may expand to, so
+// a corrupt or hostile batch cannot take the broker's memory.
+const maxCleanerDecompressed = 256 << 20
+
+// xerialMagic starts snappy data framed by snappy-java (the Java client's
+// SnappyOutputStream); xerialHeader adds version 1 and compatible version 1.
+var (
+	xerialMagic  = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+	xerialHeader = append(append([]byte(nil), xerialMagic...), 0, 0, 0, 1, 0, 0, 0, 1)
+)
+
+// xerialBlockSize is the block size snappy-java writes.
+const xerialBlockSize = 32 << 10
+
+var (
+	zstdDecoders = sync.Pool{New: func() any {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(maxCleanerDecompressed))
+		return d
+	}}
+	// A 64 KiB window, as franz-go's producer uses, keeps librdkafka
+	// consumers' decoder memory small.
+	zstdEncoders = sync.Pool{New: func() any {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(64<<10), zstd.WithZeroFrames(true))
+		return e
+	}}
+)
+
+var errCodec = errors.New("localstore: records codec")
+
+// decompressRecords returns the uncompressed records section of a batch.
+func decompressRecords(codec int8, src []byte) ([]byte, error) {
+	switch codec {
+	case codecNone:
+		return src, nil
+	case codecGzip:
+		zr, err := gzip.NewReader(bytes.NewReader(src))
+		if err != nil {
+			return nil, fmt.Errorf("%w: gzip: %w", errCodec, err)
+		}
+		return readBounded(zr)
+	case codecSnappy:
+		if isXerial(src) {
+			return unxerial(src[len(xerialHeader):])
+		}
+		return snappyBlock(src)
+	case codecLz4:
+		return readBounded(lz4.NewReader(bytes.NewReader(src)))
+	case codecZstd:
+		d := zstdDecoders.Get().(*zstd.Decoder)
+		defer zstdDecoders.Put(d)
+		out, err := d.DecodeAll(src, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w: zstd: %w", errCodec, err)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("%w: unknown compression codec %d", errCodec, codec)
+	}
+}
+
+// compressRecords compresses a records section with codec. Snappy keeps the
+// framing the original batch had (xerial for the Java client, a raw block
+// for librdkafka and franz-go), so each client family reads back what it
+// wrote. lz4 is the LZ4 frame format Kafka's KafkaLZ4BlockOutputStream
+// reads (pierrec/lz4's defaults, as franz-go's producer uses).
+func compressRecords(codec int8, xerial bool, src []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	switch codec {
+	case codecNone:
+		return src, nil
+	case codecGzip:
+		w := gzip.NewWriter(&buf)
+		if _, err := w.Write(src); err != nil {
+			return nil, fmt.Errorf("%w: gzip: %w", errCodec, err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("%w: gzip: %w", errCodec, err)
+		}
+		return buf.Bytes(), nil
+	case codecSnappy:
+		if !xerial {
+			return s2.EncodeSnappy(nil, src), nil
+		}
+		out := append([]byte(nil), xerialHeader...)
+		for len(src) > 0 {
+			n := min(len(src), xerialBlockSize)
+			blk := s2.EncodeSnappy(nil, src[:n])
+			out = binary.BigEndian.AppendUint32(out, uint32(len(blk)))
+			out = append(out, blk...)
+			src = src[n:]
+		}
+		return out, nil
+	case codecLz4:
+		w := lz4.NewWriter(&buf)
+		if _, err := w.Write(src); err != nil {
+			return nil, fmt.Errorf("%w: lz4: %w", errCodec, err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("%w: lz4: %w", errCodec, err)
+		}
+		return buf.Bytes(), nil
+	case codecZstd:
+		e := zstdEncoders.Get().(*zstd.Encoder)
+		defer zstdEncoders.Put(e)
+		return e.EncodeAll(src, nil), nil
+	default:
+		return nil, fmt.Errorf("%w: unknown compression codec %d", errCodec, codec)
+	}
+}
+
+func isXerial(src []byte) bool {
+	return len(src) >= len(xerialHeader) && bytes.HasPrefix(src, xerialMagic)
+}
+
+func snappyBlock(src []byte) ([]byte, error) {
+	n, err := s2.DecodedLen(src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: snappy: %w", errCodec, err)
+	}
+	if n > maxCleanerDecompressed {
+		return nil, fmt.Errorf("%w: snappy block expands to %d bytes", errCodec, n)
+	}
+	out, err := s2.Decode(nil, src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: snappy: %w", errCodec, err)
+	}
+	return out, nil
+}
+
+// unxerial decodes snappy-java's framing after its header: repeated
+// (big-endian int32 length, raw snappy block).
+func unxerial(src []byte) ([]byte, error) {
+	var out []byte
+	for len(src) > 0 {
+		if len(src) < 4 {
+			return nil, fmt.Errorf("%w: truncated xerial snappy chunk", errCodec)
+		}
+		n := binary.BigEndian.Uint32(src)
+		src = src[4:]
+		if uint64(n) > uint64(len(src)) {
+			return nil, fmt.Errorf("%w: xerial snappy chunk of %d bytes, %d left", errCodec, n, len(src))
+		}
+		blk, err := snappyBlock(src[:n])
+		if err != nil {
+			return nil, err
+		}
+		if len(out)+len(blk) > maxCleanerDecompressed {
+			return nil, fmt.Errorf("%w: snappy data expands beyond %d bytes", errCodec, maxCleanerDecompressed)
+		}
+		out = append(out, blk...)
+		src = src[n:]
+	}
+	return out, nil
+}
+
+func readBounded(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxCleanerDecompressed+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCodec, err)
+	}
+	if len(b) > maxCleanerDecompressed {
+		return nil, fmt.Errorf("%w: batch expands beyond %d bytes", errCodec, maxCleanerDecompressed)
+	}
+	return b, nil
+}
+
+// cleanerRecord is one decoded record with its raw bytes (length prefix
+// included), which the cleaner copies unchanged into rewritten batches:
+// offset and timestamp deltas stay valid because the rewritten batch keeps
+// its base offset and base timestamp.
+type cleanerRecord struct {
+	raw       []byte
+	offset    int64
+	key       []byte // nil for a null key
+	tombstone bool   // null value
+}
+
+// decodeRecords decompresses and decodes the records of a data batch b
+// (header h), checking what the cleaner relies on: exactly h.NumRecords
+// well-formed records with offset deltas increasing within
+// [0, lastOffsetDelta]. Errors wrap ErrCorruption.
+func decodeRecords(b []byte, h BatchHeader) ([]cleanerRecord, error) {
+	if len(b) != h.Size() || len(b) < BatchHeaderSize {
+		return nil, fmt.Errorf("%w: batch at offset %d: length %d, header says %d", ErrCorruption, h.BaseOffset, len(b), h.Size())
+	}
+	var kb kmsg.RecordBatch
+	if err := kb.ReadFrom(b); err != nil {
+		return nil, fmt.Errorf("%w: batch at offset %d: %w", ErrCorruption, h.BaseOffset, err)
+	}
+	data, err := decompressRecords(h.Compression(), kb.Records)
+	if err != nil {
+		return nil, fmt.Errorf("%w: batch at offset %d: %w", ErrCorruption, h.BaseOffset, err)
+	}
+	if int64(kb.NumRecords) > int64(len(data)) {
+		// Every record takes at least one byte: do not trust a huge count
+		// for the allocation below.
+		return nil, fmt.Errorf("%w: batch at offset %d claims %d records in %d bytes", ErrCorruption, h.BaseOffset, kb.NumRecords, len(data))
+	}
+	recs := make([]cleanerRecord, 0, kb.NumRecords)
+	prevDelta := int32(-1)
+	for i := int32(0); i < kb.NumRecords; i++ {
+		n, ln := kbin.Varint(data)
+		if ln <= 0 || n < 0 || int64(n) > int64(len(data)-ln) {
+			return nil, fmt.Errorf("%w: batch at offset %d: record %d has a bad length", ErrCorruption, h.BaseOffset, i)
+		}
+		raw := data[:ln+int(n)]
+		data = data[ln+int(n):]
+		var r kmsg.Record
+		if err := r.ReadFrom(raw); err != nil {
+			return nil, fmt.Errorf("%w: batch at offset %d: record %d: %w", ErrCorruption, h.BaseOffset, i, err)
+		}
+		if r.OffsetDelta <= prevDelta || r.OffsetDelta > kb.LastOffsetDelta {
+			return nil, fmt.Errorf("%w: batch at offset %d: record %d has offset delta %d (previous %d, last %d)", ErrCorruption, h.BaseOffset, i, r.OffsetDelta, prevDelta, kb.LastOffsetDelta)
+		}
+		prevDelta = r.OffsetDelta
+		recs = append(recs, cleanerRecord{raw: raw, offset: h.BaseOffset + int64(r.OffsetDelta), key: r.Key, tombstone: r.Value == nil})
+	}
+	if len(data) != 0 {
+		return nil, fmt.Errorf("%w: batch at offset %d: %d bytes after %d records", ErrCorruption, h.BaseOffset, len(data), kb.NumRecords)
+	}
+	return recs, nil
+}
+
+// rebuildBatch writes the kept records of batch b as a new batch, as Kafka's
+// MemoryRecords.filterTo → buildRetainedRecordsInto does for v2: the same
+// base offset and, by overrideLastOffset, the same lastOffsetDelta (so
+// offsets stay monotonic and the producer's last sequence survives), the
+// same producer id, epoch, base sequence, partition leader epoch,
+// attributes and codec (recompressed). Unlike Kafka, base and max
+// timestamps are kept as they were rather than recomputed from the kept
+// records: the deltas stay valid, and the time index entries built from the
+// old max timestamps stay correct. With no records left the batch becomes
+// an empty, uncompressed header (Kafka's writeEmptyHeader, kept for
+// producer state).
+func rebuildBatch(b []byte, kept []cleanerRecord) ([]byte, error) {
+	var kb kmsg.RecordBatch
+	if err := kb.ReadFrom(b); err != nil {
+		return nil, fmt.Errorf("%w: rebuild batch: %w", ErrCorruption, err)
+	}
+	codec := int8(kb.Attributes & attrCompressionMask)
+	var plain []byte
+	for _, r := range kept {
+		plain = append(plain, r.raw...)
+	}
+	records := plain
+	if len(kept) == 0 {
+		kb.Attributes &^= attrCompressionMask
+	} else if codec != codecNone {
+		var err error
+		if records, err = compressRecords(codec, codec == codecSnappy && isXerial(kb.Records), plain); err != nil {
+			return nil, err
+		}
+	}
+	kb.NumRecords = int32(len(kept))
+	kb.Records = records
+	kb.Length = int32(BatchHeaderSize - batchLengthOverhead + len(records))
+	kb.CRC = 0
+	out := kb.AppendTo(make([]byte, 0, BatchHeaderSize+len(records)))
+	binary.BigEndian.PutUint32(out[offCRC:], crc32.Checksum(out[offAttributes:], castagnoli))
+	return out, nil
+}
