@@ -160,14 +160,14 @@ func (b *Broker) producePartition(topicName string, idx int32, records []byte, a
 			return produceErr(chk.err, "producer %d epoch %d sequence %d rejected", hdr.ProducerID, hdr.ProducerEpoch, hdr.BaseSequence)
 		}
 		if chk.duplicate != nil {
-			lso := p.log.LogStartOffset()
+			lso := p.logStartOffset()
 			p.appendMu.Unlock()
 			b.metrics.duplicateBatches.Inc()
 			return produceResult{err: errNone, baseOffset: chk.duplicate.FirstOffset, logAppendTime: -1, logStartOffset: lso}
 		}
 	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), cfg.logAppendTime)
-	lso := p.log.LogStartOffset()
+	lso := p.logStartOffset()
 	p.appendMu.Unlock()
 	if err != nil {
 		b.log.Error("append failed", "topic", topicName, "partition", idx, "err", err)

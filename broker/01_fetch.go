@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/localstore"
+	"github.com/strata-broker/strata/tiering"
 )
 
 // Fetch, versions 4–16.
@@ -54,7 +56,7 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		}
 	}()
 	for {
-		reply, total, parts := b.readFetch(h.version, req, maxBytes)
+		reply, total, parts := b.readFetch(h.version, req, maxBytes, deadline)
 		done := total >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || reply.hasError || b.ctx.Err() != nil
 		remaining := time.Until(deadline)
 		if done || remaining <= 0 {
@@ -83,7 +85,7 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 }
 
 // readFetch reads every requested partition once and builds the reply.
-func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int) (*fetchReply, int, []*partition) {
+func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, deadline time.Time) (*fetchReply, int, []*partition) {
 	reply := &fetchReply{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	resp := reply.resp
 	total := 0
@@ -120,7 +122,7 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int) 
 			}
 			parts = append(parts, p)
 			hw := p.highWatermark()
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.log.LogStartOffset()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.logStartOffset()
 			if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.leaderEpoch.Load()); ec != nil {
 				sp.ErrorCode = ec.Code
 				reply.hasError = true
@@ -130,6 +132,27 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int) 
 			budget := min(int(rp.PartitionMaxBytes), maxBytes-total)
 			minOne := total == 0
 			if budget <= 0 && !minOne {
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if tp := p.tier.Load(); isRemoteOffset(p, tp, rp.FetchOffset) {
+				// Below the local log start: served from the bucket.
+				data, err := b.readRemote(deadline, tp, rp.FetchOffset, max(budget, 1))
+				switch {
+				case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+					// Nothing in time; the client asks again.
+				case errors.Is(err, tiering.ErrNotRemote):
+					sp.ErrorCode = kerr.OffsetOutOfRange.Code
+					reply.hasError = true
+				case err != nil:
+					b.log.Error("remote fetch failed", "topic", p.topic, "partition", p.index, "offset", rp.FetchOffset, "err", err)
+					sp.ErrorCode = kerr.KafkaStorageError.Code
+					reply.hasError = true
+				default:
+					sp.RecordBatches = data
+					total += len(data)
+					b.metrics.bytesOut.Add(float64(len(data)))
+				}
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"context"
+	"time"
+
 	"github.com/strata-broker/strata/localstore"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -48,13 +51,22 @@ func (b *Broker) listOffset(sp *kmsg.ListOffsetsResponseTopicPartition, topicNam
 	sp.LeaderEpoch = epoch
 	sp.Timestamp = -1
 	hw := p.highWatermark()
+	tp := p.tier.Load()
 	switch rp.Timestamp {
-	case -2, -4:
+	case -2:
+		sp.Offset = p.logStartOffset()
+	case -4:
 		sp.Offset = p.log.LogStartOffset()
 	case -1:
 		sp.Offset = hw
 	case -5:
+		// KIP-1005: the last offset copied to remote storage.
 		sp.Offset = -1
+		if tp != nil {
+			if end := tp.Manifest().EndOffset(); end > 0 {
+				sp.Offset = end - 1
+			}
+		}
 	case -3:
 		ts, off, err := p.log.MaxTimestamp()
 		if err != nil {
@@ -71,6 +83,20 @@ func (b *Broker) listOffset(sp *kmsg.ListOffsetsResponseTopicPartition, topicNam
 		if rp.Timestamp < 0 {
 			sp.ErrorCode = kerr.InvalidRequest.Code
 			return
+		}
+		if tp != nil && p.logStartOffset() < p.log.LogStartOffset() {
+			ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+			off, ts, found, err := tp.OffsetForTimestamp(ctx, rp.Timestamp)
+			cancel()
+			if err != nil {
+				b.log.Error("remote timestamp lookup failed", "topic", topicName, "partition", rp.Partition, "err", err)
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				return
+			}
+			if found && off < p.log.LogStartOffset() {
+				sp.Offset, sp.Timestamp = off, ts
+				return
+			}
 		}
 		off, ts, found, err := p.log.OffsetForTimestamp(rp.Timestamp)
 		if err != nil {

@@ -81,7 +81,7 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range c.b.topics.all() {
 		for _, p := range t.partitions {
 			lv := []string{p.topic, strconv.Itoa(int(p.index))}
-			ch <- prometheus.MustNewConstMetric(c.start, prometheus.GaugeValue, float64(p.log.LogStartOffset()), lv...)
+			ch <- prometheus.MustNewConstMetric(c.start, prometheus.GaugeValue, float64(p.logStartOffset()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(p.log.LogEndOffset()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.log.Size()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.segment, prometheus.GaugeValue, float64(len(p.log.Segments())), lv...)

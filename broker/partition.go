@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/strata-broker/strata/localstore"
+	"github.com/strata-broker/strata/tiering"
 )
 
 // partition is this broker's replica of one topic partition. It owns the
@@ -21,6 +22,10 @@ type partition struct {
 	cfg   atomic.Pointer[topicConfig]
 
 	leaderEpoch atomic.Int32
+
+	// tier is the partition's remote side when its topic has
+	// remote.storage.enable=true (and the broker has --remote); nil otherwise.
+	tier atomic.Pointer[tiering.Partition]
 
 	appendMu sync.Mutex
 
@@ -51,6 +56,19 @@ func openPartition(dataDir, topic string, index int32, cfg *topicConfig, epoch i
 // highWatermark: on a single node every appended record is committed. The
 // replication issue replaces this with the ISR-driven high watermark.
 func (p *partition) highWatermark() int64 { return p.log.LogEndOffset() }
+
+// logStartOffset is the first offset a consumer can read: the remote log
+// start when older data lives in the bucket, else the local one (Kafka's
+// logStartOffset vs localLogStartOffset, KIP-405).
+func (p *partition) logStartOffset() int64 {
+	local := p.log.LogStartOffset()
+	if tp := p.tier.Load(); tp != nil {
+		if rs := tp.Manifest().StartOffset(); rs >= 0 && rs < local {
+			return rs
+		}
+	}
+	return local
+}
 
 func (p *partition) addWaiter(w *fetchWaiter) {
 	p.waitMu.Lock()

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/coord"
+	"github.com/strata-broker/strata/remotestore"
+	"github.com/strata-broker/strata/tiering"
 )
 
 // Options configures a Broker.
@@ -35,6 +37,9 @@ type Options struct {
 	// Coord is the metadata store; nil opens the embedded single-node store
 	// in DataDir.
 	Coord coord.Coordinator
+	// Remote is the object store for tiered storage (--remote); nil
+	// disables tiering. The broker does not close it.
+	Remote remotestore.Storage
 	// Now is the clock; nil means time.Now. Tests inject one so timeouts and
 	// retention never need sleeps.
 	Now    func() time.Time
@@ -98,6 +103,11 @@ type Broker struct {
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
+
+	// tier is nil unless Options.Remote is set.
+	tier *tiering.Manager
+	// remoteReads bounds concurrent fetches served from remote storage.
+	remoteReads chan struct{}
 }
 
 // New opens the logs in opts.DataDir and binds the listener, but does not
@@ -128,6 +138,10 @@ func New(opts Options) (*Broker, error) {
 		b.coord, b.ownCoord = c, true
 	}
 	b.pids = newProducerIDs(b.coord)
+	if err := b.openTiering(); err != nil {
+		b.closeCoord()
+		return nil, err
+	}
 	b.topics = newTopicRegistry(b)
 	if err := b.topics.load(b.ctx); err != nil {
 		b.closeCoord()
@@ -172,6 +186,10 @@ func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
 func (b *Broker) Serve() error {
 	b.wg.Add(1)
 	go b.maintenanceLoop()
+	if b.tier != nil {
+		b.wg.Add(1)
+		go b.tieringLoop()
+	}
 	for {
 		nc, err := b.ln.Accept()
 		if err != nil {
@@ -218,6 +236,9 @@ func (b *Broker) Close() error {
 	b.connsMu.Unlock()
 	b.wg.Wait()
 	err := b.topics.closeAll()
+	if b.tier != nil {
+		b.tier.Close()
+	}
 	if cerr := b.closeCoord(); err == nil {
 		err = cerr
 	}

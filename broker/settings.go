@@ -25,6 +25,12 @@ type brokerSettings struct {
 	groupMaxSessionMs       int64
 	groupInitialDelayMs     int64
 	offsetsRetentionCheckMs int64
+
+	// tiered storage (tiering.go)
+	remoteTaskIntervalMs int64
+	remoteChunkBytes     int64
+	remoteReaderThreads  int
+	remoteCacheBytes     int64
 }
 
 // brokerConfigDef is a broker config with its default.
@@ -43,6 +49,10 @@ var brokerConfigDefs = []brokerConfigDef{
 	{"replica.lag.time.max.ms", "30000", typeLong, longAtLeast(1)},
 	{"socket.request.max.bytes", "104857600", typeInt, intBetween(1024, 1<<31-1)},
 	{"group.initial.rebalance.delay.ms", "3000", typeInt, intBetween(0, 1<<31-1)},
+	{"remote.log.manager.task.interval.ms", "30000", typeLong, longAtLeast(1)},
+	{"remote.fetch.chunk.bytes", "4194304", typeInt, intBetween(65536, 1<<30)},
+	{"remote.log.reader.threads", "10", typeInt, intBetween(1, 1024)},
+	{"remote.log.cache.bytes", "268435456", typeLong, longAtLeast(0)},
 	{"group.min.session.timeout.ms", "6000", typeInt, intBetween(1, 1<<31-1)},
 	{"group.max.session.timeout.ms", "1800000", typeInt, intBetween(1, 1<<31-1)},
 	{"offsets.retention.check.interval.ms", "600000", typeLong, longAtLeast(1)},
@@ -123,5 +133,9 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.groupInitialDelayMs = atoi("group.initial.rebalance.delay.ms")
 	s.offsetsRetentionCheckMs = atoi("offsets.retention.check.interval.ms")
 	s.replicaLagTimeMaxMs = atoi("replica.lag.time.max.ms")
+	s.remoteTaskIntervalMs = atoi("remote.log.manager.task.interval.ms")
+	s.remoteChunkBytes = atoi("remote.fetch.chunk.bytes")
+	s.remoteReaderThreads = int(atoi("remote.log.reader.threads"))
+	s.remoteCacheBytes = atoi("remote.log.cache.bytes")
 	return s, nil
 }

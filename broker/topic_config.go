@@ -174,6 +174,13 @@ type topicConfig struct {
 	timestampAfterMax   int64
 	minInsyncReplicas   int32
 	compact, deleteKind bool
+	// Tiered storage (KIP-405, KIP-950).
+	remoteStorage      bool
+	remoteCopyDisabled bool
+	retentionMs        int64
+	retentionBytes     int64
+	localRetentionMs   int64
+	localRetentionByte int64
 	store               localstore.Config
 }
 
@@ -216,6 +223,10 @@ func (b *Broker) resolveTopicConfig(overrides map[string]string) *topicConfig {
 			tc.deleteKind = true
 		}
 	}
+	tc.remoteStorage = tc.raw["remote.storage.enable"] == "true"
+	tc.remoteCopyDisabled = tc.raw["remote.log.copy.disable"] == "true"
+	tc.retentionMs, tc.retentionBytes = n("retention.ms"), n("retention.bytes")
+	tc.localRetentionMs, tc.localRetentionByte = n("local.retention.ms"), n("local.retention.bytes")
 	flushMs := n("flush.ms")
 	tc.store = localstore.Config{
 		SegmentBytes:       n("segment.bytes"),

@@ -110,6 +110,7 @@ func (r *topicRegistry) install(m coord.TopicMeta) error {
 		}
 		t.partitions = append(t.partitions, p)
 	}
+	r.b.attachTiering(t)
 	r.mu.Lock()
 	r.byName[m.Name] = t
 	r.byID[m.ID] = t

@@ -56,3 +56,11 @@ func (l *Log) StartAt(offset int64) error {
 	}
 	return l.setRecoveryPoint(offset)
 }
+
+// WaitSealed waits until every sealed segment is fsynced, so RecoveryPoint
+// covers them all. Appends wait meanwhile (they would roll behind it).
+func (l *Log) WaitSealed() {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	l.sealSyncs.Wait()
+}

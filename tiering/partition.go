@@ -18,6 +18,7 @@ type LocalLog interface {
 	Dir() string
 	Segments() []localstore.SegmentInfo
 	RecoveryPoint() int64
+	WaitSealed()
 	EpochStarts() []localstore.EpochStart
 }
 
@@ -136,6 +137,7 @@ func (p *Partition) copyOnce(ctx context.Context) (int, error) {
 	if err := p.finishDeletesLocked(ctx); err != nil {
 		return 0, err
 	}
+	p.log.WaitSealed()
 	rp := p.log.RecoveryPoint()
 	copied := 0
 	for _, seg := range p.log.Segments() {

@@ -1,0 +1,178 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/strata-broker/strata/localstore"
+	"github.com/strata-broker/strata/retention"
+	"github.com/strata-broker/strata/tiering"
+)
+
+// openTiering checks the object store and builds the tiering manager. A store
+// that cannot be used (bad credentials, missing bucket, unreachable endpoint)
+// is a clear error at start, not a silent stall later.
+func (b *Broker) openTiering() error {
+	if b.opts.Remote == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := b.opts.Remote.Check(ctx); err != nil {
+		return fmt.Errorf("remote storage is not usable: %w", err)
+	}
+	m, err := tiering.NewManager(tiering.Options{
+		Store:      b.opts.Remote,
+		ChunkBytes: b.settings.remoteChunkBytes,
+		CacheBytes: b.settings.remoteCacheBytes,
+		Now:        b.opts.Now,
+		Logger:     b.log,
+		Registerer: b.metrics.reg,
+	})
+	if err != nil {
+		return err
+	}
+	b.tier = m
+	b.remoteReads = make(chan struct{}, b.settings.remoteReaderThreads)
+	return nil
+}
+
+// attachTiering gives each partition of a tiered topic its remote side and
+// stores the topic's configuration beside its data in the bucket, so the
+// topic can be restored from the bucket alone.
+func (b *Broker) attachTiering(t *topic) {
+	if b.tier == nil || !t.cfg.remoteStorage {
+		return
+	}
+	for _, p := range t.partitions {
+		if p.tier.Load() != nil {
+			continue
+		}
+		tp := b.tier.Partition(p.topic, p.index, p.log)
+		tp.SetLeaderEpoch(p.leaderEpoch.Load())
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		if err := tp.Load(ctx); err != nil {
+			// The copier loads it again on its next pass.
+			b.log.Warn("tiering: cannot load the remote manifest yet", "topic", p.topic, "partition", p.index, "err", err)
+		}
+		cancel()
+		p.tier.Store(tp)
+	}
+	if err := b.storeTopicConfig(t); err != nil {
+		b.log.Warn("tiering: cannot store the topic config in the bucket", "topic", t.meta.Name, "err", err)
+	}
+}
+
+// remoteTopicConfig is <topic>/topic.json in the bucket.
+type remoteTopicConfig struct {
+	Name       string            `json:"name"`
+	ID         string            `json:"id"`
+	Partitions int               `json:"partitions"`
+	Configs    map[string]string `json:"configs"`
+}
+
+func topicConfigKey(topic string) string { return topic + "/topic.json" }
+
+func (b *Broker) storeTopicConfig(t *topic) error {
+	doc := remoteTopicConfig{Name: t.meta.Name, ID: fmt.Sprintf("%x", t.meta.ID), Partitions: len(t.meta.Partitions), Configs: t.meta.Configs}
+	raw, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	return b.tier.Store().Put(ctx, topicConfigKey(t.meta.Name), bytes.NewReader(raw), int64(len(raw)))
+}
+
+// tieringLoop copies sealed segments and applies local retention every
+// remote.log.manager.task.interval.ms.
+func (b *Broker) tieringLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(time.Duration(b.settings.remoteTaskIntervalMs) * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+			b.TieringPass(b.ctx)
+		}
+	}
+}
+
+// TieringPass runs one copy + local-retention pass over every tiered
+// partition. The loop calls it on a timer; tests call it directly.
+func (b *Broker) TieringPass(ctx context.Context) {
+	for _, t := range b.topics.all() {
+		for _, p := range t.partitions {
+			tp := p.tier.Load()
+			if tp == nil {
+				continue
+			}
+			cfg := p.cfg.Load()
+			if cfg.remoteStorage && !cfg.remoteCopyDisabled {
+				if _, err := tp.CopyOnce(ctx); err != nil && ctx.Err() == nil {
+					b.log.Warn("tiering: copy failed; will retry", "topic", p.topic, "partition", p.index, "err", err)
+				}
+			}
+			b.applyLocalRetention(p, tp, cfg)
+		}
+	}
+}
+
+// applyLocalRetention deletes local segments that are safely in the bucket
+// and past local.retention.ms / local.retention.bytes. The manifest entry is
+// durable before this runs (CopyOnce committed it), so the local copy is
+// never the last one.
+func (b *Broker) applyLocalRetention(p *partition, tp *tiering.Partition, cfg *topicConfig) {
+	remoteEnd := tp.Manifest().EndOffset()
+	if remoteEnd < 0 {
+		return
+	}
+	lim := retention.EffectiveLocal(cfg.localRetentionMs, cfg.localRetentionByte, cfg.retentionMs, cfg.retentionBytes)
+	segs := p.log.Segments()
+	rs := make([]retention.Segment, len(segs))
+	for i, s := range segs {
+		rs[i] = retention.Segment{BaseOffset: s.BaseOffset, NextOffset: s.NextOffset, Size: s.Size,
+			MaxTimestamp: s.MaxTimestamp, AppendedAt: s.LastModified, Sealed: s.Sealed}
+	}
+	cut := retention.LocalCutoff(rs, lim, remoteEnd, b.now())
+	if len(segs) == 0 || cut <= p.log.LogStartOffset() {
+		return
+	}
+	p.appendMu.Lock()
+	_, err := p.log.DeleteRecordsBefore(cut)
+	p.appendMu.Unlock()
+	if err != nil {
+		b.log.Error("tiering: local retention failed", "topic", p.topic, "partition", p.index, "err", err)
+		return
+	}
+	b.log.Info("tiering: local segments deleted after copy", "topic", p.topic, "partition", p.index, "local_start_offset", cut)
+}
+
+// readRemote serves a fetch below the local log start from the bucket, on the
+// bounded pool of remote readers, within the fetch's deadline.
+func (b *Broker) readRemote(deadline time.Time, tp *tiering.Partition, offset int64, maxBytes int) ([]byte, error) {
+	ctx, cancel := context.WithDeadline(b.ctx, deadline)
+	defer cancel()
+	select {
+	case b.remoteReads <- struct{}{}:
+		defer func() { <-b.remoteReads }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return tp.Read(ctx, offset, maxBytes)
+}
+
+// isRemoteOffset reports whether offset is below the local log but within the
+// remote one.
+func isRemoteOffset(p *partition, tp *tiering.Partition, offset int64) bool {
+	return tp != nil && offset < p.log.LogStartOffset() && offset >= p.logStartOffset()
+}
+
+var _ = errors.Is
+var _ = localstore.ErrOffsetOutOfRange

@@ -1,0 +1,112 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/remotestore"
+	"github.com/strata-broker/strata/testenv"
+)
+
+// TestTieredTopicReadsFromTheBucket: segments roll, are copied to the store,
+// local retention removes them from disk, and a consumer from offset 0 reads
+// everything back — from the bucket — byte for byte.
+func TestTieredTopicReadsFromTheBucket(t *testing.T) {
+	store, err := remotestore.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testenv.StartBroker(t, broker.Options{Remote: store, Settings: map[string]string{"remote.fetch.chunk.bytes": "65536"}})
+	createTopic(t, b.Addr, "tiered", 2, map[string]*string{
+		"remote.storage.enable": strp("true"),
+		"segment.bytes":         strp("16384"),
+		"local.retention.bytes": strp("1"),
+	})
+	cl := newClient(t, b.Addr, kgo.DefaultProduceTopic("tiered"), kgo.ProducerLinger(time.Millisecond), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(4096))
+	ctx := testenv.Context(t, 60*time.Second)
+	const n = 3000
+	want := map[string]bool{}
+	for i := 0; i < n; i++ {
+		v := fmt.Sprintf("record-%05d-%s", i, bytes.Repeat([]byte{'x'}, i%100))
+		want[v] = true
+		cl.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i % 7)), Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.TieringPass(ctx)
+
+	adm := kadm.NewClient(newClient(t, b.Addr))
+	starts, err := adm.ListStartOffsets(ctx, "tiered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Offset != 0 {
+			t.Errorf("partition %d: earliest %d, want 0 (remote)", o.Partition, o.Offset)
+		}
+	})
+	// Local log start (-4) moved past 0: the data really left the disk.
+	localStart := listOffset(t, b.Addr, "tiered", -4)
+	tieredEnd := listOffset(t, b.Addr, "tiered", -5)
+	for p := int32(0); p < 2; p++ {
+		if localStart[p] == 0 || tieredEnd[p] < localStart[p]-1 {
+			t.Fatalf("partition %d: local start %d, last tiered %d", p, localStart[p], tieredEnd[p])
+		}
+	}
+	objs, _ := store.List(ctx, "tiered/")
+	if len(objs) < 4 {
+		t.Fatalf("only %d objects in the store", len(objs))
+	}
+
+	recs := testenv.ReadAll(t, b.Addr, "tiered")
+	if len(recs) != n {
+		t.Fatalf("read %d records back, want %d", len(recs), n)
+	}
+	for _, r := range recs {
+		if !want[string(r.Value)] {
+			t.Fatalf("unexpected or duplicate record %q at %d/%d", r.Value, r.Partition, r.Offset)
+		}
+		delete(want, string(r.Value))
+	}
+}
+
+// listOffset asks ListOffsets (v9, KIP-1005) for a special timestamp on
+// partitions 0 and 1.
+func listOffset(t *testing.T, addr, topic string, ts int64) map[int32]int64 {
+	t.Helper()
+	cl := newClient(t, addr)
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for p := int32(0); p < 2; p++ {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = p, ts
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for _, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != 0 {
+			t.Fatalf("list offsets %d: error %d", ts, p.ErrorCode)
+		}
+		out[p.Partition] = p.Offset
+	}
+	return out
+}
