@@ -181,7 +181,7 @@ type topicConfig struct {
 	retentionBytes     int64
 	localRetentionMs   int64
 	localRetentionByte int64
-	store               localstore.Config
+	store              localstore.Config
 }
 
 type configSource int8
