@@ -80,6 +80,26 @@ func handleCreateTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 			fail(kerr.InvalidRequest, "topic %q is reserved for internal use", rt.Topic)
 		case b.topics.get(rt.Topic) != nil:
 			fail(kerr.TopicAlreadyExists, "topic %q already exists", rt.Topic)
+		case configs[restoreConfig] != "":
+			// Restore from the bucket: partitions and configs come from there.
+			switch {
+			case configs[restoreConfig] != "true":
+				fail(kerr.InvalidConfig, "%s must be true", restoreConfig)
+			case b.tier == nil:
+				fail(kerr.InvalidConfig, "this broker has no remote storage (--remote) to restore %q from", rt.Topic)
+			case req.ValidateOnly:
+				if _, err := b.loadRemoteTopicConfig(b.ctx, rt.Topic); err != nil {
+					fail(kerr.InvalidRequest, "cannot restore %q: %v", rt.Topic, err)
+				}
+			default:
+				t, err := b.restoreTopic(b.ctx, rt.Topic)
+				if err != nil {
+					c.log.Error("restore topic failed", "topic", rt.Topic, "err", err)
+					fail(kerr.InvalidRequest, "cannot restore %q: %v", rt.Topic, err)
+					break
+				}
+				fillCreatedTopic(b, &st, t, int32(len(t.partitions)), 1, t.meta.Configs)
+			}
 		case partitions <= 0:
 			fail(kerr.InvalidPartitions, "number of partitions must be larger than 0, got %d", partitions)
 		case rf <= 0:

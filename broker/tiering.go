@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/localstore"
+	"github.com/strata-broker/strata/remotestore"
 	"github.com/strata-broker/strata/retention"
 	"github.com/strata-broker/strata/tiering"
 )
@@ -25,8 +26,11 @@ func (b *Broker) openTiering() error {
 	if err := b.opts.Remote.Check(ctx); err != nil {
 		return fmt.Errorf("remote storage is not usable: %w", err)
 	}
+	// Count every request: object-store requests are what the bill charges.
+	counters := &remotestore.Counters{}
+	b.metrics.reg.MustRegister(counters)
 	m, err := tiering.NewManager(tiering.Options{
-		Store:      b.opts.Remote,
+		Store:      remotestore.WithCounters(b.opts.Remote, counters),
 		ChunkBytes: b.settings.remoteChunkBytes,
 		CacheBytes: b.settings.remoteCacheBytes,
 		Now:        b.opts.Now,
@@ -114,6 +118,14 @@ func (b *Broker) TieringPass(ctx context.Context) {
 				continue
 			}
 			cfg := p.cfg.Load()
+			// A quiet partition still tiers: its active segment is sealed
+			// once segment.ms has passed, then copied.
+			p.appendMu.Lock()
+			_, err := p.log.MaybeRoll()
+			p.appendMu.Unlock()
+			if err != nil {
+				b.log.Error("roll failed", "topic", p.topic, "partition", p.index, "err", err)
+			}
 			if cfg.remoteStorage && !cfg.remoteCopyDisabled {
 				if _, err := tp.CopyOnce(ctx); err != nil && ctx.Err() == nil {
 					b.log.Warn("tiering: copy failed; will retry", "topic", p.topic, "partition", p.index, "err", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/remotestore"
 )
 
 // serveFlags are `strata serve`'s flags (DESIGN.md's command-line contract).
@@ -99,7 +100,12 @@ func runServe(ctx context.Context, f serveFlags, environ []string, out io.Writer
 		}
 	}
 	if f.remote != "" {
-		return fmt.Errorf("--remote %s: tiered storage is not available in this build yet", f.remote)
+		store, err := remotestore.Open(f.remote)
+		if err != nil {
+			return fmt.Errorf("--remote: %v", err)
+		}
+		defer store.Close()
+		opts.Remote = store
 	}
 	if f.consul != "" {
 		return fmt.Errorf("--consul %s: cluster mode is not available in this build yet", f.consul)
