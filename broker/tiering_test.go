@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,4 +111,79 @@ func listOffset(t *testing.T, addr, topic string, ts int64) map[int32]int64 {
 		out[p.Partition] = p.Offset
 	}
 	return out
+}
+
+// TestRestoreTopicFromTheBucketAlone: every disk lost; a broker with an empty
+// data dir and the same bucket restores the topic and serves every offset.
+func TestRestoreTopicFromTheBucketAlone(t *testing.T) {
+	store, err := remotestore.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a := testenv.StartBroker(t, broker.Options{Remote: store, Now: clock})
+	createTopic(t, a.Addr, "precious", 3, map[string]*string{
+		"remote.storage.enable": strp("true"),
+		"segment.bytes":         strp("8192"),
+		"segment.ms":            strp("60000"),
+		"retention.ms":          strp("-1"),
+	})
+	cl := newClient(t, a.Addr, kgo.DefaultProduceTopic("precious"), kgo.ProducerBatchMaxBytes(2048), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testenv.Context(t, 60*time.Second)
+	for i := 0; i < 1500; i++ {
+		cl.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("precious-%d", i))}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := testenv.ReadAll(t, a.Addr, "precious")
+	// Let segment.ms pass so the active segments seal and everything tiers.
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	a.TieringPass(ctx)
+	a.Stop()
+
+	b := testenv.StartBroker(t, broker.Options{Remote: store})
+	adm := kadm.NewClient(newClient(t, b.Addr))
+	res, err := adm.CreateTopic(ctx, -1, -1, map[string]*string{"strata.remote.restore": strp("true")}, "precious")
+	if err != nil || res.Err != nil {
+		t.Fatalf("restore: %v %v %s", err, res.Err, res.ErrMessage)
+	}
+	after := testenv.ReadAll(t, b.Addr, "precious")
+	if len(after) != len(before) {
+		t.Fatalf("restored %d records, had %d", len(after), len(before))
+	}
+	key := func(r *kgo.Record) string { return fmt.Sprintf("%d/%d/%s/%s", r.Partition, r.Offset, r.Key, r.Value) }
+	had := map[string]bool{}
+	for _, r := range before {
+		had[key(r)] = true
+	}
+	for _, r := range after {
+		if !had[key(r)] {
+			t.Fatalf("restored record %s was not there before", key(r))
+		}
+	}
+	// New records continue after the restored ones.
+	cl2 := newClient(t, b.Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	res2 := cl2.ProduceSync(ctx, &kgo.Record{Topic: "precious", Partition: 0, Value: []byte("new")})
+	if err := res2.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var last0 int64 = -1
+	for _, r := range before {
+		if r.Partition == res2[0].Record.Partition && r.Offset > last0 {
+			last0 = r.Offset
+		}
+	}
+	if got := res2[0].Record.Offset; got != last0+1 {
+		t.Fatalf("new record at offset %d, want %d", got, last0+1)
+	}
+	// Restoring what the bucket does not hold is a clear error.
+	res, _ = adm.CreateTopic(ctx, -1, -1, map[string]*string{"strata.remote.restore": strp("true")}, "never-existed")
+	if res.Err == nil || !strings.Contains(res.ErrMessage, "no topic") {
+		t.Fatalf("restoring an unknown topic: %v %q", res.Err, res.ErrMessage)
+	}
 }

@@ -21,7 +21,7 @@ func newTopicCmd(getenv func(string) string) *cobra.Command {
 	var bootstrap string
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe, alter and delete topics (like kafka-topics)",
+		Short: "Create, list, describe, alter, delete and restore topics (like kafka-topics)",
 		RunE:  runGroup,
 	}
 	addBootstrapFlag(cmd.PersistentFlags(), &bootstrap, getenv)
@@ -122,7 +122,7 @@ func newTopicCmd(getenv func(string) string) *cobra.Command {
 		},
 	}
 
-	cmd.AddCommand(createCmd, listCmd, describeCmd, alterCmd, deleteCmd)
+	cmd.AddCommand(createCmd, listCmd, describeCmd, alterCmd, deleteCmd, newTopicRestoreCmd(admin))
 	return cmd
 }
 
