@@ -411,15 +411,16 @@ func (g *group) updateMember(m *groupMember, r joinRequest) chan *kmsg.JoinGroup
 }
 
 // replaceStatic: a static member came back with an empty member id. It gets
-// a new id, the old one is fenced, and its assignment is kept. If nothing
-// changed and the group is Stable, no rebalance happens (KIP-345); a leader
-// rejoining that way is told to skip assignment (KIP-814, v9+), older leaders
-// get a rebalance since they cannot be told.
+// a new id, the old one is fenced, and its assignment is kept. In a Stable
+// group whose selected protocol would not change, no rebalance happens
+// (KIP-345, Kafka's updateStaticMemberAndRebalance); a leader coming back
+// that way gets the member list with SkipAssignment (KIP-814, v9+; older
+// leaders run their assignor, and their SyncGroup in Stable only returns
+// the stored assignment).
 func (g *group) replaceStatic(old *groupMember, r joinRequest) (*kmsg.JoinGroupResponse, chan *kmsg.JoinGroupResponse) {
 	m := &groupMember{id: newMemberID(*r.instanceID), instanceID: r.instanceID, assignment: old.assignment}
 	g.fence(old)
 	wasLeader := g.leader == old.id
-	unchanged := sameProtocols(old.protocols, r.protocols)
 	g.stopSession(old)
 	delete(g.members, old.id)
 	delete(g.pendingSync, old.id)
@@ -427,18 +428,22 @@ func (g *group) replaceStatic(old *groupMember, r joinRequest) (*kmsg.JoinGroupR
 	if wasLeader {
 		g.leader = m.id
 	}
-	if g.state == groupStable && unchanged && (!wasLeader || r.version >= 9) {
-		m.clientID, m.clientHost = r.clientID, r.clientHost
-		m.sessionTimeout, m.rebalanceTimeout = r.sessionTimeout, r.rebalanceTimeout
-		m.protocolType, m.protocols = r.protocolType, cloneProtocols(r.protocols)
-		g.members[m.id] = m
-		g.persistMetadata()
-		g.touch(m)
-		resp := g.joinResponse(m)
-		resp.SkipAssignment = wasLeader
-		return resp, nil
+	if g.state != groupStable {
+		return nil, g.addMember(m, r)
 	}
-	return nil, g.addMember(m, r)
+	m.clientID, m.clientHost = r.clientID, r.clientHost
+	m.sessionTimeout, m.rebalanceTimeout = r.sessionTimeout, r.rebalanceTimeout
+	m.protocolType, m.protocols = r.protocolType, cloneProtocols(r.protocols)
+	g.members[m.id] = m
+	if g.selectProtocol() != g.protocol {
+		delete(g.members, m.id)
+		return nil, g.addMember(m, r)
+	}
+	g.persistMetadata()
+	g.touch(m)
+	resp := g.joinResponse(m)
+	resp.SkipAssignment = wasLeader
+	return resp, nil
 }
 
 // joinResponse describes the current generation to m; the leader also gets
