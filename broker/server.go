@@ -172,6 +172,7 @@ func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
 func (b *Broker) Serve() error {
 	b.wg.Add(1)
 	go b.maintenanceLoop()
+	b.startLogCleaner()
 	for {
 		nc, err := b.ln.Accept()
 		if err != nil {
