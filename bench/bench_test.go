@@ -11,7 +11,7 @@ import (
 
 var (
 	largeMiB = flag.Int("bench.mib", 256, "MiB of record values per iteration for 1 KiB records")
-	smallMiB = flag.Int("bench.small-mib", 32, "MiB of record values per iteration for 100 B records")
+	smallMiB = flag.Int("bench.small-mib", 128, "MiB of record values per iteration for 100 B records")
 )
 
 func records(size int) int {

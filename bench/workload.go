@@ -70,7 +70,7 @@ func clientOpts(addr string, w workload) []kgo.Opt {
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1 << 20),
 		kgo.MaxBufferedRecords(1 << 20),
-		kgo.MaxBufferedBytes(64 << 20),
+		kgo.MaxBufferedBytes(32 << 20),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
 		kgo.ProduceRequestTimeout(30 * time.Second),
 		kgo.RecordDeliveryTimeout(2 * time.Minute),

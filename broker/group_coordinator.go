@@ -16,6 +16,7 @@ import (
 //	group_coordinator.go  this file: the group map, the offsets topic, appends, lookup
 //	group_state.go        one group's classic rebalance state machine (join, sync, heartbeat, leave)
 //	group_offsets.go      committed offsets: commit, fetch, delete, retention expiry
+//	group_metadata.go     a group's membership as a GroupMetadataValue, written and restored
 //	group_load.go         replaying __consumer_offsets after a restart
 //	group_records.go      the __consumer_offsets record formats (kmsg types)
 //
@@ -24,7 +25,9 @@ import (
 // group. A group's mu may be held while taking groupCoordinator.mu and then a
 // partition's appendMu (group.mu → groupCoordinator.mu → partition.appendMu),
 // never the other way, so a group's records are appended in the order its
-// state changed.
+// state changed. (The append also takes topicRegistry.mu for reading before
+// appendMu, as partition.go's lock order says.) JoinGroup and SyncGroup
+// handlers wait for their answer on a channel with no lock held.
 //
 // On a single node this broker coordinates every group; which
 // __consumer_offsets partition holds a group's records is Kafka's choice,

@@ -310,3 +310,39 @@ func TestGroupOffsetsSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupMembershipSurvivesRestart: the broker restarts (same address,
+// same data directory) under a stable group; the group's metadata record
+// brings the member back with its generation, so the consumer's heartbeats
+// carry on and no rebalance happens.
+func TestGroupMembershipSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := testenv.StartBroker(t, broker.Options{DataDir: dir, Settings: groupSettings()})
+	addr := b.Addr
+	topic, group := "restart-members", "g-restart-members"
+	testenv.CreateTopic(t, addr, topic, 2, nil)
+	var revoked atomic.Int32
+	cl := testenv.Client(t, addr, append(groupOpts(group, topic, kgo.RangeBalancer()),
+		kgo.SessionTimeout(6*time.Second),
+		kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) { revoked.Add(1) }))...)
+	pollUntilClosed(t, cl, nil)
+	adm := kadm.NewClient(testenv.Client(t, addr))
+	before := waitForAssignment(t, adm, group, topic, 1, 2)
+	revokedBefore := revoked.Load()
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartBroker(t, broker.Options{DataDir: dir, Listen: addr, Settings: groupSettings()})
+	after := waitForAssignment(t, adm, group, topic, 1, 2)
+	if after.Members[0].MemberID != before.Members[0].MemberID {
+		t.Fatalf("member id changed across the restart: %s → %s", before.Members[0].MemberID, after.Members[0].MemberID)
+	}
+	time.Sleep(500 * time.Millisecond) // several heartbeats
+	if n := revoked.Load(); n != revokedBefore {
+		t.Fatalf("a rebalance revoked partitions %d times across the restart", n-revokedBefore)
+	}
+	dg, err := adm.DescribeGroups(testenv.Context(t, 5*time.Second), group)
+	if err != nil || dg[group].State != "Stable" {
+		t.Fatalf("after heartbeats: %v %+v", err, dg[group])
+	}
+}

@@ -190,6 +190,7 @@ func (b *Broker) Serve() error {
 		b.wg.Add(1)
 		go b.tieringLoop()
 	}
+	b.startLogCleaner()
 	for {
 		nc, err := b.ln.Accept()
 		if err != nil {

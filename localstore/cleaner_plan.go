@@ -16,8 +16,9 @@ import (
 type CleanerConfig struct {
 	// DeleteRetention is delete.retention.ms: how long a tombstone (a record
 	// with a null value) stays readable so that consumers reading from the
-	// start see the delete. Default 1 day. See tombstonesExpired for what
-	// Strata measures it from.
+	// start see the delete. Default 1 day; zero takes the default, so
+	// Kafka's 0 (drop at the first pass) is written as any negative value.
+	// See tombstoneExpired for what Strata measures it from.
 	DeleteRetention time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: clean only when
 	// dirty bytes / (clean + dirty bytes) reaches it. Default 0.5. Zero
@@ -57,8 +58,6 @@ func (c *CleanerConfig) EnsureDefaults() {
 // Validate reports settings the cleaner cannot honour.
 func (c CleanerConfig) Validate() error {
 	switch {
-	case c.DeleteRetention < 0:
-		return fmt.Errorf("localstore: invalid cleaner config: delete.retention.ms %v is negative", c.DeleteRetention)
 	case c.MinCleanableDirtyRatio > 1:
 		return fmt.Errorf("localstore: invalid cleaner config: min.cleanable.dirty.ratio %g above 1", c.MinCleanableDirtyRatio)
 	case c.MinCompactionLag < 0:

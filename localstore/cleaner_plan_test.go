@@ -120,7 +120,6 @@ func TestGroupForCleaning(t *testing.T) {
 
 func TestCleanerConfigValidate(t *testing.T) {
 	bad := []CleanerConfig{
-		{DeleteRetention: -1},
 		{MinCleanableDirtyRatio: 1.5},
 		{MinCompactionLag: -1},
 		{MinCompactionLag: time.Hour, MaxCompactionLag: time.Minute},

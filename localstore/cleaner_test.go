@@ -495,3 +495,100 @@ func leftovers(t *testing.T, dir string) {
 		}
 	}
 }
+
+func TestCleanerKeyMapLimitSplitsPasses(t *testing.T) {
+	clock := newFakeClock()
+	l := openTestLog(t, t.TempDir(), cleanerTestConfig(clock))
+	defer l.Close()
+	writeUpdates(t, l, clock, 0, 200, 50)
+	if err := l.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	before := readKeyed(t, l)
+	// Room for about one segment's keys per pass.
+	cc := CleanerConfig{MinCleanableDirtyRatio: -1, KeyMapBytes: 100}
+	res := mustClean(t, l, cc)
+	if !res.Cleaned || res.CleanedUpTo >= l.LogEndOffset() {
+		t.Fatalf("first pass mapped everything: %+v", res)
+	}
+	checkSameLatest(t, before, readKeyed(t, l))
+	for i := 0; i < 50 && res.Plan.Clean; i++ {
+		res = mustClean(t, l, cc)
+		checkSameLatest(t, before, readKeyed(t, l))
+	}
+	if got := l.CleanerCheckpoint(); got != l.LogEndOffset() {
+		t.Fatalf("checkpoint %d after repeated passes, want the log end %d", got, l.LogEndOffset())
+	}
+}
+
+// TestCleanerConcurrentWithAppendsAndReads runs passes while a writer
+// appends and rolls and a reader walks the log from the start; run with
+// -race. Every read must see valid batches with increasing offsets.
+func TestCleanerConcurrentWithAppendsAndReads(t *testing.T) {
+	clock := newFakeClock()
+	cfg := cleanerTestConfig(clock)
+	l := openTestLog(t, t.TempDir(), cfg)
+	defer l.Close()
+	writeUpdates(t, l, clock, 0, 100, 7)
+	done := make(chan struct{})
+	errs := make(chan error, 2)
+	go func() { // writer
+		errs <- func() error {
+			for i := 100; i < 600; i++ {
+				select {
+				case <-done:
+					return nil
+				default:
+				}
+				if _, err := l.Append(buildKeyedBatch(t, keyed(1, rec(fmt.Sprintf("key-%d", i%7), val(i)))), 0, false); err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+	}()
+	go func() { // reader
+		for {
+			select {
+			case <-done:
+				errs <- nil
+				return
+			default:
+			}
+			prev := int64(-1)
+			for off := l.LogStartOffset(); off < l.LogEndOffset(); {
+				b, err := l.ReadBytes(off, 4096, l.LogEndOffset())
+				if err != nil {
+					errs <- err
+					return
+				}
+				parts, err := SplitBatches(b)
+				if err != nil || len(parts) == 0 {
+					errs <- fmt.Errorf("read at %d: %d batches, %v", off, len(parts), err)
+					return
+				}
+				for _, p := range parts {
+					h, err := ValidateBatch(p)
+					if err != nil || h.BaseOffset <= prev {
+						errs <- fmt.Errorf("batch at %d after %d: %v", h.BaseOffset, prev, err)
+						return
+					}
+					prev, off = h.LastOffset(), h.LastOffset()+1
+				}
+			}
+		}
+	}()
+	for i := 0; i < 10; i++ {
+		mustClean(t, l, alwaysClean)
+	}
+	close(done)
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := latestByKey(readKeyed(t, l))
+	if len(m) != 7 {
+		t.Fatalf("keys %v", m)
+	}
+}

@@ -8,6 +8,7 @@
 //	    00000000000000001234.snapshot   producer-state snapshot (Strata format)
 //	    leader-epoch-checkpoint         Kafka's text format
 //	    log-start-offset, recovery-point, clean-shutdown   Strata's own small files
+//	    cleaner-offset-checkpoint, cleaner-swap            the log cleaner's (cleaner_swap.go)
 //
 // It knows nothing about networking, Kafka requests, object storage or
 // cluster coordination. The broker validates produce requests with
