@@ -180,6 +180,22 @@ func (b *Broker) readRemote(deadline time.Time, tp *tiering.Partition, offset in
 	return tp.Read(ctx, offset, maxBytes)
 }
 
+// tierStats returns a tiered partition's bytes in the bucket and its copy lag:
+// local bytes at or above the remote end, not yet copied.
+func tierStats(p *partition, tp *tiering.Partition) (remoteBytes, lagBytes int64) {
+	m := tp.Manifest()
+	for _, s := range m.Readable() {
+		remoteBytes += s.Size
+	}
+	end := m.EndOffset()
+	for _, s := range p.log.Segments() {
+		if s.NextOffset > end {
+			lagBytes += s.Size
+		}
+	}
+	return remoteBytes, lagBytes
+}
+
 // isRemoteOffset reports whether offset is below the local log but within the
 // remote one.
 func isRemoteOffset(p *partition, tp *tiering.Partition, offset int64) bool {
