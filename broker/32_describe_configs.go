@@ -125,6 +125,7 @@ func (b *Broker) brokerConfigList() []kmsg.DescribeConfigsResponseResourceConfig
 	}
 	add("node.id", strconv.Itoa(int(b.opts.NodeID)), sourceStaticBroker, typeInt)
 	add("log.dirs", b.opts.DataDir, sourceStaticBroker, typeString)
+	add(remoteStatusConfig, b.remoteStatus(), sourceStaticBroker, typeString)
 	for _, d := range brokerConfigDefs {
 		if v, ok := b.settings.raw[d.name]; ok {
 			add(d.name, v, sourceStaticBroker, d.typ)

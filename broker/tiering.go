@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/strata-broker/strata/localstore"
@@ -178,6 +179,32 @@ func (b *Broker) readRemote(deadline time.Time, tp *tiering.Partition, offset in
 		return nil, ctx.Err()
 	}
 	return tp.Read(ctx, offset, maxBytes)
+}
+
+// remoteStatusConfig is a read-only broker config reporting whether copies to
+// remote storage work: "disabled", "ok", or the failing partitions' last
+// errors. `strata tier status` prints it.
+const remoteStatusConfig = "strata.remote.status"
+
+func (b *Broker) remoteStatus() string {
+	if b.tier == nil {
+		return "disabled"
+	}
+	var errs []string
+	for _, t := range b.topics.all() {
+		for _, p := range t.partitions {
+			if tp := p.tier.Load(); tp != nil && tp.LastError() != nil {
+				errs = append(errs, fmt.Sprintf("%s-%d: %v", p.topic, p.index, tp.LastError()))
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return "ok"
+	}
+	if len(errs) > 5 {
+		errs = append(errs[:5], fmt.Sprintf("and %d more", len(errs)-5))
+	}
+	return strings.Join(errs, "; ")
 }
 
 // tierStats returns a tiered partition's bytes in the bucket and its copy lag:

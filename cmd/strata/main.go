@@ -88,6 +88,7 @@ the other commands are operator tools that reach a broker with
 		newConsumeCmd(getenv),
 		newBenchCmd(getenv),
 		newDumpLogCmd(),
+		newTierCmd(getenv),
 	)
 	return root
 }
