@@ -21,18 +21,18 @@ import (
 func TestLogCleanerCompactsTopic(t *testing.T) {
 	b := testenv.StartBroker(t, broker.Options{})
 	str := func(s string) *string { return &s }
-	compactCfg := map[string]*string{"cleanup.policy": str("compact"), "segment.bytes": str("4096")}
+	compactCfg := map[string]*string{"cleanup.policy": str("compact"), "segment.bytes": str("2048")}
 	createTopic(t, b.Addr, "compacted", 1, compactCfg)
-	createTopic(t, b.Addr, "plain", 1, map[string]*string{"segment.bytes": str("4096")})
+	createTopic(t, b.Addr, "plain", 1, map[string]*string{"segment.bytes": str("2048")})
 
 	ctx := testenv.Context(t, 60*time.Second)
 	const keys, updates = 8, 1500
 	latest := map[string]string{}
 	for _, topic := range []string{"compacted", "plain"} {
 		cl := newClient(t, b.Addr, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
-		for i := 0; i < updates; i += 10 {
+		for i := 0; i < updates; i += 25 {
 			var recs []*kgo.Record
-			for j := i; j < i+10; j++ {
+			for j := i; j < i+25; j++ {
 				k, v := fmt.Sprintf("key-%d", j%keys), fmt.Sprintf("value-%d", j)
 				recs = append(recs, &kgo.Record{Key: []byte(k), Value: []byte(v)})
 				latest[k] = v

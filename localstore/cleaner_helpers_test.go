@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -46,10 +47,7 @@ func buildKeyedBatch(t testing.TB, s keyedSpec) []byte {
 	}
 	records, attrs := raw, int16(0)
 	if s.codec != nil {
-		c, err := kgo.DefaultCompressor(*s.codec)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := testCompressor(t, *s.codec)
 		out, codec := c.Compress(new(bytes.Buffer), raw)
 		records, attrs = append([]byte(nil), out...), int16(codec)
 	}
@@ -85,7 +83,24 @@ type readRec struct {
 	batch  BatchHeader
 }
 
-var testDecompressor = kgo.DefaultDecompressor()
+var (
+	testDecompressor = kgo.DefaultDecompressor()
+	testCompressors  sync.Map // kgo.CompressionCodec → kgo.Compressor
+)
+
+// testCompressor returns one shared compressor per codec: its pooled
+// buffers keep the tests fast under -race.
+func testCompressor(t testing.TB, codec kgo.CompressionCodec) kgo.Compressor {
+	if c, ok := testCompressors.Load(codec); ok {
+		return c.(kgo.Compressor)
+	}
+	c, err := kgo.DefaultCompressor(codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := testCompressors.LoadOrStore(codec, c)
+	return c2.(kgo.Compressor)
+}
 
 // readKeyed reads every batch from the log start, decoding records with
 // franz-go (not the cleaner's decoder), and checks what a consumer relies

@@ -50,6 +50,15 @@ var (
 		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(maxCleanerDecompressed))
 		return d
 	}}
+	// lz4 readers and writers hold block buffers; pooling them keeps a
+	// pass from allocating them per batch. 64 KiB blocks are what Kafka's
+	// KafkaLZ4BlockOutputStream writes.
+	lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+	lz4Writers = sync.Pool{New: func() any {
+		w := lz4.NewWriter(nil)
+		_ = w.Apply(lz4.BlockSizeOption(lz4.Block64Kb))
+		return w
+	}}
 	// A 64 KiB window, as franz-go's producer uses, keeps librdkafka
 	// consumers' decoder memory small.
 	zstdEncoders = sync.Pool{New: func() any {
@@ -77,7 +86,10 @@ func decompressRecords(codec int8, src []byte) ([]byte, error) {
 		}
 		return snappyBlock(src)
 	case codecLz4:
-		return readBounded(lz4.NewReader(bytes.NewReader(src)))
+		r := lz4Readers.Get().(*lz4.Reader)
+		defer lz4Readers.Put(r)
+		r.Reset(bytes.NewReader(src))
+		return readBounded(r)
 	case codecZstd:
 		d := zstdDecoders.Get().(*zstd.Decoder)
 		defer zstdDecoders.Put(d)
@@ -95,7 +107,7 @@ func decompressRecords(codec int8, src []byte) ([]byte, error) {
 // framing the original batch had (xerial for the Java client, a raw block
 // for librdkafka and franz-go), so each client family reads back what it
 // wrote. lz4 is the LZ4 frame format Kafka's KafkaLZ4BlockOutputStream
-// reads (pierrec/lz4's defaults, as franz-go's producer uses).
+// reads and writes (64 KiB independent blocks).
 func compressRecords(codec int8, xerial bool, src []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	switch codec {
@@ -124,7 +136,9 @@ func compressRecords(codec int8, xerial bool, src []byte) ([]byte, error) {
 		}
 		return out, nil
 	case codecLz4:
-		w := lz4.NewWriter(&buf)
+		w := lz4Writers.Get().(*lz4.Writer)
+		defer lz4Writers.Put(w)
+		w.Reset(&buf)
 		if _, err := w.Write(src); err != nil {
 			return nil, fmt.Errorf("%w: lz4: %w", errCodec, err)
 		}

@@ -48,6 +48,11 @@ var (
 //     deleted, so a crash cannot make deleted records readable again.
 //   - A new leader epoch is made durable in leader-epoch-checkpoint before
 //     the first batch of that epoch is written.
+//   - A sealed segment's end offset (next) always equals the following
+//     segment's base in memory: Read continues at next after a gap, so a
+//     shorter next would loop. The cleaner therefore replaces a run of
+//     segments by one covering exactly [first base, following base), even
+//     when it ends up empty (cleaner_swap.go).
 //   - Truncation happens at batch boundaries and shrinks the active file in
 //     place: the broker must not serve reads of the bytes being cut (it reads
 //     only below the high watermark, and a follower's log is not read by

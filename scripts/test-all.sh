@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs Strata's whole test suite on a fresh machine: installs what the tests
-# need (kcat from Debian), then runs every Go test, including the fuzz targets'
-# seed corpora. Extra arguments go to `go test` (e.g. -run TestX).
+# need (kcat from Debian; MinIO and Consul built by install-tools.sh into
+# ${STRATA_TOOLS_DIR:-$HOME/.cache/strata-tools}, a few minutes the first time,
+# cached after), then runs every Go test, including the fuzz targets' seed
+# corpora. Extra arguments go to `go test` (e.g. -run TestX).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# Exports STRATA_MINIO_BIN and STRATA_CONSUL_BIN for testenv.
+tools_env="$(./scripts/install-tools.sh --print-env)"
+eval "$tools_env"
 
 echo "== go vet"
 go vet ./...

@@ -1,0 +1,88 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+)
+
+// serverProc is a child server process (MinIO, Consul) that a fault test can
+// stop and start again with the same arguments, data and ports.
+type serverProc struct {
+	t     testing.TB
+	name  string
+	bin   string
+	args  []string
+	env   []string
+	ready func(context.Context) error // nil once the server answers
+	log   logBuffer
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd exits
+}
+
+// start launches the server and waits up to timeout for ready.
+func (p *serverProc) start(timeout time.Duration) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return fmt.Errorf("%s is already running", p.name)
+	}
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout = &p.log
+	cmd.Stderr = &p.log
+	cmd.SysProcAttr = serverProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", p.name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	p.cmd, p.done = cmd, done
+
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var lastErr error
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		lastErr = p.ready(rctx)
+		rcancel()
+		if lastErr == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			p.cmd, p.done = nil, nil
+			return fmt.Errorf("%s exited before it was ready (%v); output:\n%s", p.name, cmd.ProcessState, p.log.String())
+		case <-ctx.Done():
+			p.killLocked()
+			return fmt.Errorf("%s not ready after %v: %v; output:\n%s", p.name, timeout, lastErr, p.log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stop kills the server (SIGKILL: fault tests want the abrupt kind) and
+// waits for it to exit. Stopping a stopped server does nothing.
+func (p *serverProc) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.killLocked()
+}
+
+func (p *serverProc) killLocked() {
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+	p.cmd, p.done = nil, nil
+}
