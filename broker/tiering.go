@@ -109,6 +109,13 @@ func (b *Broker) tieringLoop() {
 	}
 }
 
+// The sweeper removes unreferenced objects at most hourly, and only objects
+// older than sweepGrace, which no live copy can still be writing.
+const (
+	sweepEvery = time.Hour
+	sweepGrace = 10 * time.Minute
+)
+
 // TieringPass runs one copy + local-retention pass over every tiered
 // partition. The loop calls it on a timer; tests call it directly.
 func (b *Broker) TieringPass(ctx context.Context) {
@@ -133,6 +140,9 @@ func (b *Broker) TieringPass(ctx context.Context) {
 				}
 			}
 			b.applyLocalRetention(p, tp, cfg)
+			if _, err := tp.MaybeSweep(ctx, sweepEvery, sweepGrace); err != nil && ctx.Err() == nil {
+				b.log.Warn("tiering: sweep failed", "topic", p.topic, "partition", p.index, "err", err)
+			}
 		}
 	}
 }

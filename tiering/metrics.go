@@ -10,6 +10,7 @@ type tierMetrics struct {
 	segmentsCopied, bytesCopied, manifestWrites prometheus.Counter
 	bytesRead, chunkFetches                     prometheus.Counter
 	cacheHits, cacheMisses                      prometheus.Counter
+	orphansSwept                                prometheus.Counter
 }
 
 func newTierMetrics(reg prometheus.Registerer) *tierMetrics {
@@ -24,9 +25,10 @@ func newTierMetrics(reg prometheus.Registerer) *tierMetrics {
 		chunkFetches:   c("chunk_fetches_total", "Ranged GETs of remote segment chunks."),
 		cacheHits:      c("chunk_cache_hits_total", "Remote chunk reads served from the cache."),
 		cacheMisses:    c("chunk_cache_misses_total", "Remote chunk reads that went to the store."),
+		orphansSwept:   c("orphans_swept_total", "Unreferenced objects deleted by the sweeper."),
 	}
 	if reg != nil {
-		reg.MustRegister(m.segmentsCopied, m.bytesCopied, m.manifestWrites, m.bytesRead, m.chunkFetches, m.cacheHits, m.cacheMisses)
+		reg.MustRegister(m.segmentsCopied, m.bytesCopied, m.manifestWrites, m.bytesRead, m.chunkFetches, m.cacheHits, m.cacheMisses, m.orphansSwept)
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/strata-broker/strata/localstore"
 	"github.com/strata-broker/strata/remotestore"
@@ -38,6 +39,7 @@ type Partition struct {
 
 	published atomic.Pointer[Manifest]
 	lastErr   atomic.Pointer[errBox]
+	lastSweep atomic.Pointer[time.Time]
 }
 
 type errBox struct{ err error }
