@@ -278,8 +278,6 @@ func (s *failingStore) Put(ctx context.Context, key string, r io.Reader, size in
 	return s.Storage.Put(ctx, key, r, size)
 }
 
-
-
 func TestSweepRemovesOnlyOldUnreferencedObjects(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, Options{})
