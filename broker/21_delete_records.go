@@ -30,7 +30,6 @@ func handleDeleteRecords(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) 
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			p.appendMu.Lock()
 			hw := p.highWatermark()
 			off := rp.Offset
 			if off == -1 {
@@ -40,16 +39,15 @@ func handleDeleteRecords(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) 
 			case off < 0 || off > hw:
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			default:
-				lso, err := p.log.DeleteRecordsBefore(off)
-				if err != nil {
+				// Reaches into the bucket for tiered partitions: the remote
+				// log start moves first (see deleteBefore).
+				if err := b.deleteBefore(b.ctx, p, p.tier.Load(), off); err != nil {
 					b.log.Error("delete records failed", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 					sp.ErrorCode = kerr.KafkaStorageError.Code
 				} else {
-					sp.LowWatermark = lso
+					sp.LowWatermark = max(p.logStartOffset(), off)
 				}
 			}
-			p.appendMu.Unlock()
-			p.wake()
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)

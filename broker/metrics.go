@@ -22,6 +22,7 @@ type metrics struct {
 	recordsIn        prometheus.Counter
 	rejectedBatches  *prometheus.CounterVec
 	duplicateBatches prometheus.Counter
+	retentionDeletes prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -34,6 +35,8 @@ func newMetrics() *metrics {
 	m.recordsIn = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_produce_records_total", Help: "Records appended."})
 	m.rejectedBatches = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_rejected_batches_total", Help: "Produced batches rejected, by reason."}, []string{"reason"})
 	m.duplicateBatches = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_duplicate_batches_total", Help: "Idempotent retries answered from producer state without appending."})
+	m.retentionDeletes = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_retention_deletions_total", Help: "Retention passes that advanced a partition's log start."})
+	m.reg.MustRegister(m.retentionDeletes)
 	m.reg.MustRegister(m.connections, m.requests, m.requestSeconds, m.bytesIn, m.bytesOut, m.recordsIn, m.rejectedBatches, m.duplicateBatches,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
@@ -57,16 +60,19 @@ func (m *metrics) observeRequest(key int16, d time.Duration, failed bool) {
 type partitionCollector struct {
 	b                         *Broker
 	start, end, size, segment *prometheus.Desc
+	remoteBytes, copyLag      *prometheus.Desc
 }
 
 func newPartitionCollector(b *Broker) *partitionCollector {
 	labels := []string{"topic", "partition"}
 	return &partitionCollector{
-		b:       b,
-		start:   prometheus.NewDesc("strata_partition_log_start_offset", "First offset readable in the partition.", labels, nil),
-		end:     prometheus.NewDesc("strata_partition_log_end_offset", "Next offset to be written.", labels, nil),
-		size:    prometheus.NewDesc("strata_partition_local_bytes", "Bytes of the partition's segments on local disk.", labels, nil),
-		segment: prometheus.NewDesc("strata_partition_local_segments", "Segments of the partition on local disk.", labels, nil),
+		b:           b,
+		start:       prometheus.NewDesc("strata_partition_log_start_offset", "First offset readable in the partition.", labels, nil),
+		end:         prometheus.NewDesc("strata_partition_log_end_offset", "Next offset to be written.", labels, nil),
+		size:        prometheus.NewDesc("strata_partition_local_bytes", "Bytes of the partition's segments on local disk.", labels, nil),
+		segment:     prometheus.NewDesc("strata_partition_local_segments", "Segments of the partition on local disk.", labels, nil),
+		remoteBytes: prometheus.NewDesc("strata_partition_remote_bytes", "Bytes of the partition's segments in remote storage.", labels, nil),
+		copyLag:     prometheus.NewDesc("strata_partition_copy_lag_bytes", "Local bytes not yet copied to remote storage.", labels, nil),
 	}
 }
 
@@ -75,6 +81,8 @@ func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.end
 	ch <- c.size
 	ch <- c.segment
+	ch <- c.remoteBytes
+	ch <- c.copyLag
 }
 
 func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
@@ -85,6 +93,11 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(p.log.LogEndOffset()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.log.Size()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.segment, prometheus.GaugeValue, float64(len(p.log.Segments())), lv...)
+			if tp := p.tier.Load(); tp != nil {
+				remote, lag := tierStats(p, tp)
+				ch <- prometheus.MustNewConstMetric(c.remoteBytes, prometheus.GaugeValue, float64(remote), lv...)
+				ch <- prometheus.MustNewConstMetric(c.copyLag, prometheus.GaugeValue, float64(lag), lv...)
+			}
 		}
 	}
 }

@@ -191,6 +191,8 @@ func (b *Broker) Serve() error {
 		go b.tieringLoop()
 	}
 	b.startLogCleaner()
+	b.wg.Add(1)
+	go b.retentionLoop()
 	for {
 		nc, err := b.ln.Accept()
 		if err != nil {

@@ -31,6 +31,8 @@ type brokerSettings struct {
 	remoteChunkBytes     int64
 	remoteReaderThreads  int
 	remoteCacheBytes     int64
+
+	retentionCheckMs int64 // log.retention.check.interval.ms (retention.go)
 }
 
 // brokerConfigDef is a broker config with its default.
@@ -49,6 +51,7 @@ var brokerConfigDefs = []brokerConfigDef{
 	{"replica.lag.time.max.ms", "30000", typeLong, longAtLeast(1)},
 	{"socket.request.max.bytes", "104857600", typeInt, intBetween(1024, 1<<31-1)},
 	{"group.initial.rebalance.delay.ms", "3000", typeInt, intBetween(0, 1<<31-1)},
+	{"log.retention.check.interval.ms", "300000", typeLong, longAtLeast(1)},
 	{"remote.log.manager.task.interval.ms", "30000", typeLong, longAtLeast(1)},
 	{"remote.fetch.chunk.bytes", "4194304", typeInt, intBetween(65536, 1<<30)},
 	{"remote.log.reader.threads", "10", typeInt, intBetween(1, 1024)},
@@ -83,7 +86,7 @@ var topicDefaultSynonyms = func() map[string]*topicConfigDef {
 var ignoredBrokerConfigs = map[string]bool{
 	"node.id": true, "broker.id": true, "log.dirs": true, "log.dir": true, "listeners": true,
 	"advertised.listeners": true, "log.retention.hours": true, "log.retention.minutes": true,
-	"log.retention.check.interval.ms": true, "log.roll.hours": true, "transaction.state.log.replication.factor": true,
+	"log.roll.hours": true, "transaction.state.log.replication.factor": true,
 	"offsets.topic.replication.factor": true, "transaction.state.log.min.isr": true,
 	"metrics.listen": true,
 }
@@ -112,6 +115,25 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 		}
 		s.raw[k] = v
 	}
+	// Kafka's precedence: log.retention.ms, then .minutes, then .hours.
+	if _, ok := s.raw["log.retention.ms"]; !ok {
+		for _, u := range []struct {
+			name string
+			ms   int64
+		}{{"log.retention.minutes", 60000}, {"log.retention.hours", 3600000}} {
+			if v, ok := s.raw[u.name]; ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || n < -1 {
+					return s, fmt.Errorf("config %s: %q is not a number >= -1", u.name, v)
+				}
+				if n > 0 {
+					n *= u.ms
+				}
+				s.raw["log.retention.ms"] = strconv.FormatInt(n, 10)
+				break
+			}
+		}
+	}
 	get := func(name string) string {
 		if v, ok := s.raw[name]; ok {
 			return v
@@ -134,6 +156,7 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.offsetsRetentionCheckMs = atoi("offsets.retention.check.interval.ms")
 	s.replicaLagTimeMaxMs = atoi("replica.lag.time.max.ms")
 	s.remoteTaskIntervalMs = atoi("remote.log.manager.task.interval.ms")
+	s.retentionCheckMs = atoi("log.retention.check.interval.ms")
 	s.remoteChunkBytes = atoi("remote.fetch.chunk.bytes")
 	s.remoteReaderThreads = int(atoi("remote.log.reader.threads"))
 	s.remoteCacheBytes = atoi("remote.log.cache.bytes")

@@ -251,6 +251,16 @@ func (r *topicRegistry) remove(ctx context.Context, name string) error {
 		}
 		p.appendMu.Unlock()
 		p.wake()
+		if tp := p.tier.Load(); tp != nil {
+			if err := tp.DeleteAll(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("delete remote data of %s-%d: %w", name, p.index, err))
+			}
+		}
+	}
+	if r.b.tier != nil && t.cfg.remoteStorage {
+		if err := r.b.tier.Store().Delete(ctx, topicConfigKey(name)); err != nil {
+			errs = append(errs, fmt.Errorf("delete remote config of %s: %w", name, err))
+		}
 	}
 	r.b.log.Info("deleted topic", "topic", name)
 	return errors.Join(errs...)

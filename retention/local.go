@@ -57,6 +57,22 @@ func RetentionTime(s Segment) time.Time {
 // segs[0].BaseOffset (delete nothing) when none qualifies. The active segment
 // is never deleted.
 func LocalCutoff(segs []Segment, lim Limits, remoteEnd int64, now time.Time) int64 {
+	return cutoff(segs, lim, now, func(s Segment) bool { return s.Sealed && s.NextOffset <= remoteEnd })
+}
+
+// Cutoff returns the offset below which the whole log (remote and local
+// segments, oldest first, not overlapping) may be deleted by retention.ms and
+// retention.bytes: delete the oldest segments while one is older than lim.Ms
+// (by RetentionTime) or the log is larger than lim.Bytes. The active (last,
+// unsealed) segment is never deleted. It returns segs[0].BaseOffset when
+// nothing qualifies, 0 for an empty log.
+func Cutoff(segs []Segment, lim Limits, now time.Time) int64 {
+	return cutoff(segs, lim, now, func(s Segment) bool { return s.Sealed })
+}
+
+// cutoff walks segments oldest first, deleting while deletable(s) holds and
+// s is past the time limit or the log is past the size limit.
+func cutoff(segs []Segment, lim Limits, now time.Time, deletable func(Segment) bool) int64 {
 	if len(segs) == 0 {
 		return 0
 	}
@@ -66,7 +82,7 @@ func LocalCutoff(segs []Segment, lim Limits, remoteEnd int64, now time.Time) int
 	}
 	cut := segs[0].BaseOffset
 	for _, s := range segs {
-		if !s.Sealed || s.NextOffset > remoteEnd {
+		if !deletable(s) {
 			break
 		}
 		byTime := lim.Ms >= 0 && now.Sub(RetentionTime(s)) > time.Duration(lim.Ms)*time.Millisecond

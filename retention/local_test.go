@@ -56,3 +56,38 @@ func TestEffectiveLocal(t *testing.T) {
 		t.Errorf("explicit local: %+v", l)
 	}
 }
+
+func TestCutoff(t *testing.T) {
+	now := time.UnixMilli(50_000_000)
+	mk := func(base, next, size, ageMs int64, sealed bool) Segment {
+		ts := now.UnixMilli() - ageMs
+		return Segment{BaseOffset: base, NextOffset: next, Size: size, MaxTimestamp: ts, AppendedAt: time.UnixMilli(ts), Sealed: sealed}
+	}
+	// Two remote segments, two local ones, the active one last.
+	segs := []Segment{mk(0, 100, 1000, 9000, true), mk(100, 200, 1000, 8000, true), mk(200, 300, 1000, 2000, true), mk(300, 400, 1000, 1000, true), mk(400, 410, 100, 0, false)}
+	cases := []struct {
+		name string
+		lim  Limits
+		want int64
+	}{
+		{"unlimited", Limits{-1, -1}, 0},
+		{"time", Limits{Ms: 5000, Bytes: -1}, 200},
+		{"size", Limits{Ms: -1, Bytes: 2100}, 200},
+		{"both, size wins", Limits{Ms: 8500, Bytes: 1500}, 300},
+		{"never the active segment", Limits{Ms: 0, Bytes: 0}, 400},
+	}
+	for _, c := range cases {
+		if got := Cutoff(segs, c.lim, now); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	// A year-ahead timestamp does not keep its segment alive.
+	future := segs[0]
+	future.MaxTimestamp = now.Add(365 * 24 * time.Hour).UnixMilli()
+	if got := Cutoff([]Segment{future, segs[4]}, Limits{Ms: 5000, Bytes: -1}, now); got != 100 {
+		t.Errorf("future timestamp kept its segment: cutoff %d", got)
+	}
+	if got := Cutoff(nil, Limits{0, 0}, now); got != 0 {
+		t.Errorf("empty log: %d", got)
+	}
+}

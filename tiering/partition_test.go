@@ -306,3 +306,54 @@ func TestSweepRemovesOnlyOldUnreferencedObjects(t *testing.T) {
 		}
 	}
 }
+
+func TestAdvanceLogStartDeletesBelowIt(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Options{ManifestKeep: 4})
+	f.fill(t, 800)
+	if _, err := f.part.CopyOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := f.part.Manifest()
+	if len(m.Parts) == 0 {
+		t.Fatal("want spilled parts for this test")
+	}
+	segs := m.Readable()
+	cut := segs[len(segs)-2].BaseOffset // everything but the last two segments
+	st, err := f.part.AdvanceLogStart(ctx, cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Segments != len(segs)-2 {
+		t.Fatalf("deleted %d segments, want %d", st.Segments, len(segs)-2)
+	}
+	m = f.part.Manifest()
+	if m.StartOffset() != cut || len(m.Readable()) != 2 {
+		t.Fatalf("after retention: start %d, %d readable", m.StartOffset(), len(m.Readable()))
+	}
+	if _, err := f.part.Read(ctx, cut-1, 100); !errors.Is(err, ErrNotRemote) {
+		t.Fatalf("read below the start: %v", err)
+	}
+	// Only the survivors' objects (and manifest objects) remain.
+	objs, _ := f.store.List(ctx, f.part.Prefix())
+	logs := 0
+	for _, o := range objs {
+		if strings.HasSuffix(o.Key, ".log") {
+			logs++
+		}
+	}
+	if logs != 2 {
+		t.Fatalf("%d .log objects left, want 2", logs)
+	}
+	// Reloading from the bucket agrees.
+	p2 := f.mgr.Partition("events", 0, f.log)
+	if err := p2.Load(ctx); err != nil || p2.Manifest().StartOffset() != cut {
+		t.Fatalf("reloaded: %v start %d", err, p2.Manifest().StartOffset())
+	}
+	if err := f.part.DeleteAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if objs, _ := f.store.List(ctx, f.part.Prefix()); len(objs) != 0 {
+		t.Fatalf("%d objects left after DeleteAll", len(objs))
+	}
+}
