@@ -162,3 +162,11 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.remoteCacheBytes = atoi("remote.log.cache.bytes")
 	return s, nil
 }
+
+// IsBrokerSetting reports whether name is a broker config Strata accepts
+// (typed, a topic default such as log.segment.bytes, or accepted and ignored).
+// serve uses it to tell STRATA_* configs from other STRATA_* variables.
+func IsBrokerSetting(name string) bool {
+	return brokerConfigByName[name] != nil || topicDefaultSynonyms[name] != nil || ignoredBrokerConfigs[name] ||
+		name == "log.retention.minutes" || name == "log.retention.hours"
+}

@@ -35,7 +35,13 @@ func TestServeBadConfiguration(t *testing.T) {
 	}
 	for _, c := range cases {
 		cmd := exec.Command(bin, c.args...)
-		cmd.Env = append(cmd.Environ(), c.env...)
+		// Only the test's own STRATA_ variables (the harness sets others).
+		for _, kv := range cmd.Environ() {
+			if !strings.HasPrefix(kv, "STRATA_") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, c.env...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()

@@ -81,6 +81,9 @@ func runServe(ctx context.Context, f serveFlags, environ []string, out io.Writer
 	if err != nil {
 		return err
 	}
+	for _, k := range ignoredEnv {
+		logger.Warn("ignoring environment variable: not a broker config", "name", k)
+	}
 	opts := broker.Options{Listen: f.listen, Advertise: f.advertise, Settings: settings, Logger: logger}
 	opts.DataDir = f.dataDir
 	if opts.DataDir == "" {
@@ -153,12 +156,17 @@ func firstDir(list string) string {
 	return ""
 }
 
+// ignoredEnv lists the STRATA_ variables collectSettings did not take as
+// configs; serve logs them so a misspelt one is noticed.
+var ignoredEnv []string
+
 // notBrokerEnv are STRATA_ variables that belong to the operator commands.
 var notBrokerEnv = map[string]bool{"STRATA_BOOTSTRAP_SERVER": true}
 
 // collectSettings merges broker configs: file, then environment, then -c.
 func collectSettings(file string, environ []string, flags []string) (map[string]string, error) {
 	out := map[string]string{}
+	ignoredEnv = nil
 	if file != "" {
 		fh, err := os.Open(file)
 		if err != nil {
@@ -189,6 +197,12 @@ func collectSettings(file string, environ []string, flags []string) (map[string]
 			continue
 		}
 		name := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "STRATA_"), "_", "."))
+		if !broker.IsBrokerSetting(name) {
+			// Other tools use STRATA_ variables too (STRATA_MINIO_BIN in
+			// tests, say): only known config names are broker configs.
+			ignoredEnv = append(ignoredEnv, k)
+			continue
+		}
 		out[name] = v
 	}
 	for _, kv := range flags {
