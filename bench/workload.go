@@ -191,6 +191,11 @@ func kgoProduce(ctx context.Context, addr, topic string, w workload) (result, er
 	if n := done.Load(); n != int64(w.records) {
 		return result{}, fmt.Errorf("produce: %d of %d records acknowledged", n, w.records)
 	}
+	// kgo may run the batch-written hook of the last batches after their
+	// records' promises: wait (briefly) for the hooks to catch up.
+	for wait := time.Now().Add(5 * time.Second); hooks.batchRec.Load() < int64(w.records) && time.Now().Before(wait); {
+		time.Sleep(time.Millisecond)
+	}
 	hooks.mu.Lock()
 	defer hooks.mu.Unlock()
 	return result{
