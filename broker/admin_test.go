@@ -35,6 +35,7 @@ func TestTopicAdmin(t *testing.T) {
 		{"unknown-config", 1, map[string]*string{"no.such.config": strp("1")}, kerr.InvalidConfig},
 		{"bad-value", 1, map[string]*string{"retention.ms": strp("soon")}, kerr.InvalidConfig},
 		{"bad-policy", 1, map[string]*string{"cleanup.policy": strp("shred")}, kerr.InvalidConfig},
+		{"tiered-compacted", 1, map[string]*string{"cleanup.policy": strp("compact"), "remote.storage.enable": strp("true")}, kerr.InvalidConfig},
 	}
 	for _, c := range bad {
 		res, err := adm.CreateTopics(ctx, c.parts, 1, c.configs, c.name)

@@ -151,6 +151,10 @@ func validateTopicConfigs(configs map[string]string) error {
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	if configs["remote.storage.enable"] == "true" && strings.Contains(configs["cleanup.policy"], "compact") {
+		// As Kafka (KIP-405): compacted topics cannot be tiered.
+		return fmt.Errorf("remote.storage.enable=true is not supported with cleanup.policy=%s", configs["cleanup.policy"])
+	}
 	for _, k := range names {
 		def, ok := topicConfigByName[k]
 		if !ok {
