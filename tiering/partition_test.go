@@ -357,3 +357,62 @@ func TestAdvanceLogStartDeletesBelowIt(t *testing.T) {
 		t.Fatalf("%d objects left after DeleteAll", len(objs))
 	}
 }
+
+// failingDeletes fails object deletions while on.
+type failingDeletes struct {
+	remotestore.Storage
+	on bool
+}
+
+func (s *failingDeletes) Delete(ctx context.Context, keys ...string) error {
+	if s.on {
+		return errors.New("injected: crash before the objects were deleted")
+	}
+	return s.Storage.Delete(ctx, keys...)
+}
+
+// TestCrashBetweenStartAdvanceAndObjectDeletion: the log start is durable
+// first; if the objects are not deleted (a crash), no reader sees the deleted
+// range, and the next pass (after a restart) deletes them.
+func TestCrashBetweenStartAdvanceAndObjectDeletion(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Options{})
+	fd := &failingDeletes{Storage: f.store}
+	f.mgr.opts.Store = fd
+	f.part.ms.store = fd
+	f.fill(t, 300)
+	if _, err := f.part.CopyOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	segs := f.part.Manifest().Readable()
+	cut := segs[2].BaseOffset
+	fd.on = true
+	if _, err := f.part.AdvanceLogStart(ctx, cut); err == nil {
+		t.Fatal("deletion with a failing store succeeded")
+	}
+	// "Restart": a new manager reads the bucket.
+	fd.on = false
+	mgr2, _ := NewManager(Options{Store: f.store, ChunkBytes: 64 << 10, Logger: f.mgr.opts.Logger})
+	p2 := mgr2.Partition("events", 0, f.log)
+	if err := p2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p2.Manifest().StartOffset() != cut {
+		t.Fatalf("after the crash the remote start is %d, want %d", p2.Manifest().StartOffset(), cut)
+	}
+	if _, err := p2.Read(ctx, segs[0].BaseOffset, 100); !errors.Is(err, ErrNotRemote) {
+		t.Fatalf("deleted range readable after the crash: %v", err)
+	}
+	// The next pass finishes: the doomed objects go.
+	if _, err := p2.AdvanceLogStart(ctx, cut); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range segs[:2] {
+		if _, err := f.store.Head(ctx, s.LogKey(p2.Prefix())); !errors.Is(err, remotestore.ErrNotFound) {
+			t.Fatalf("object of deleted segment %d survives: %v", s.BaseOffset, err)
+		}
+	}
+	if _, err := p2.Read(ctx, cut, 100); err != nil {
+		t.Fatalf("read at the new start: %v", err)
+	}
+}
