@@ -65,6 +65,11 @@ func (b *Broker) applyTopicConfigs(rt kmsg.ConfigResourceType, name string, vali
 		if err := validateTopicConfigs(next); err != nil {
 			return kerr.InvalidConfig, err.Error()
 		}
+		if t.cfg.remoteStorage && next["remote.storage.enable"] != "true" && next["remote.log.delete.on.disable"] != "true" {
+			// KIP-950 (Kafka 3.9): turning tiered storage off deletes the
+			// remote data, so it must be asked for explicitly.
+			return kerr.InvalidConfig, "turning remote.storage.enable off deletes the topic's remote data: set remote.log.delete.on.disable=true as well"
+		}
 		if validateOnly {
 			return errNone, ""
 		}

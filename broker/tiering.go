@@ -50,7 +50,11 @@ func (b *Broker) openTiering() error {
 // stores the topic's configuration beside its data in the bucket, so the
 // topic can be restored from the bucket alone.
 func (b *Broker) attachTiering(t *topic) {
-	if b.tier == nil || !t.cfg.remoteStorage {
+	if b.tier == nil {
+		return
+	}
+	if !t.cfg.remoteStorage {
+		b.detachTiering(t)
 		return
 	}
 	for _, p := range t.partitions {
@@ -70,6 +74,28 @@ func (b *Broker) attachTiering(t *topic) {
 	if err := b.storeTopicConfig(t); err != nil {
 		b.log.Warn("tiering: cannot store the topic config in the bucket", "topic", t.meta.Name, "err", err)
 	}
+}
+
+// detachTiering handles tiered storage being turned off for a topic (KIP-950,
+// allowed only with remote.log.delete.on.disable=true): the remote data is
+// deleted and the partitions serve local data only.
+func (b *Broker) detachTiering(t *topic) {
+	for _, p := range t.partitions {
+		tp := p.tier.Load()
+		if tp == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
+		if err := tp.DeleteAll(ctx); err != nil {
+			b.log.Error("tiering: deleting remote data after disabling failed; the sweeper will not find it, delete it by hand", "topic", p.topic, "partition", p.index, "err", err)
+		}
+		cancel()
+		p.tier.Store(nil)
+		b.log.Info("tiering disabled; remote data deleted", "topic", p.topic, "partition", p.index)
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	b.tier.Store().Delete(ctx, topicConfigKey(t.meta.Name))
 }
 
 // remoteTopicConfig is <topic>/topic.json in the bucket.
@@ -139,7 +165,11 @@ func (b *Broker) TieringPass(ctx context.Context) {
 					b.log.Warn("tiering: copy failed; will retry", "topic", p.topic, "partition", p.index, "err", err)
 				}
 			}
-			b.applyLocalRetention(p, tp, cfg)
+			if !cfg.remoteCopyDisabled {
+				// With copying disabled (KIP-950) local data expires by
+				// retention.* only (RetentionPass), as in Kafka 3.9.
+				b.applyLocalRetention(p, tp, cfg)
+			}
 			if _, err := tp.MaybeSweep(ctx, sweepEvery, sweepGrace); err != nil && ctx.Err() == nil {
 				b.log.Warn("tiering: sweep failed", "topic", p.topic, "partition", p.index, "err", err)
 			}

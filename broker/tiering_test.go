@@ -187,3 +187,63 @@ func TestRestoreTopicFromTheBucketAlone(t *testing.T) {
 		t.Fatalf("restoring an unknown topic: %v %q", res.Err, res.ErrMessage)
 	}
 }
+
+// TestDisableTieringKIP950: copy.disable stops copying but keeps the remote
+// data readable; turning tiering off needs remote.log.delete.on.disable and
+// then deletes the remote data.
+func TestDisableTieringKIP950(t *testing.T) {
+	store, err := remotestore.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testenv.StartBroker(t, broker.Options{Remote: store})
+	createTopic(t, b.Addr, "kip950", 2, map[string]*string{"remote.storage.enable": strp("true"), "segment.bytes": strp("4096")})
+	ctx := testenv.Context(t, 60*time.Second)
+	cl := newClient(t, b.Addr, kgo.DefaultProduceTopic("kip950"), kgo.ProducerBatchMaxBytes(1024), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	produce := func(n int) {
+		for i := 0; i < n; i++ {
+			cl.Produce(ctx, &kgo.Record{Value: []byte(strings.Repeat("k", 100))}, nil)
+		}
+		if err := cl.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(200)
+	b.TieringPass(ctx)
+	tiered := listOffset(t, b.Addr, "kip950", -5)
+	if tiered[0] < 0 && tiered[1] < 0 {
+		t.Fatal("nothing tiered")
+	}
+	adm := kadm.NewClient(newClient(t, b.Addr))
+	set := func(kv ...string) error {
+		var ops []kadm.AlterConfig
+		for i := 0; i < len(kv); i += 2 {
+			ops = append(ops, kadm.AlterConfig{Op: kadm.SetConfig, Name: kv[i], Value: strp(kv[i+1])})
+		}
+		r, err := adm.AlterTopicConfigs(ctx, ops, "kip950")
+		if err != nil {
+			return err
+		}
+		return r[0].Err
+	}
+	if err := set("remote.log.copy.disable", "true"); err != nil {
+		t.Fatal(err)
+	}
+	produce(200)
+	b.TieringPass(ctx)
+	if got := listOffset(t, b.Addr, "kip950", -5); got[0] != tiered[0] || got[1] != tiered[1] {
+		t.Fatalf("copying went on with remote.log.copy.disable: last tiered %v -> %v", tiered, got)
+	}
+	if err := set("remote.storage.enable", "false"); err == nil {
+		t.Fatal("disabling without remote.log.delete.on.disable was accepted")
+	}
+	if err := set("remote.storage.enable", "false", "remote.log.delete.on.disable", "true"); err != nil {
+		t.Fatal(err)
+	}
+	if objs, _ := store.List(ctx, "kip950/"); len(objs) != 0 {
+		t.Fatalf("%d remote objects left after disabling", len(objs))
+	}
+	if n := len(testenv.ReadAll(t, b.Addr, "kip950")); n != 400 {
+		t.Fatalf("read %d local records after disabling, want 400", n)
+	}
+}
