@@ -1,18 +1,12 @@
 package broker
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"sync"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 	"github.com/twmb/franz-go/pkg/kbin"
 
 	"github.com/strata-broker/strata/localstore"
@@ -26,10 +20,6 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// maxDecompressedBatch bounds what one compressed batch may expand to, so a
-// small "zip bomb" cannot take the broker's memory.
-const maxDecompressedBatch = 256 << 20
 
 // recordStats is what walking a batch's records tells us.
 type recordStats struct {
@@ -126,52 +116,9 @@ func checkRecord(rec []byte, idx int32, baseTs int64, st *recordStats) error {
 	return nil
 }
 
-var (
-	zstdDecoders = sync.Pool{New: func() any {
-		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxDecompressedBatch))
-		return d
-	}}
-	lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
-)
-
-// xerialMagic starts snappy data framed by the Java client's snappy-java.
-var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
-
 // decompress returns the uncompressed records section of a batch.
 func decompress(codec int8, src []byte) ([]byte, error) {
-	return decompressInto(nil, codec, src)
-}
-
-// decompressInto is decompress writing into dst's storage while it is large
-// enough (growing it when not), so a caller that only walks the records can
-// reuse one buffer across batches. Codec 0 returns src itself.
-func decompressInto(dst []byte, codec int8, src []byte) ([]byte, error) {
-	switch codec {
-	case 0:
-		return src, nil
-	case 1:
-		zr, err := gzip.NewReader(bytes.NewReader(src))
-		if err != nil {
-			return nil, err
-		}
-		return readLimited(dst, zr)
-	case 2:
-		if bytes.HasPrefix(src, xerialMagic) && len(src) >= 16 {
-			return unxerial(src[16:])
-		}
-		return snappyBlock(src)
-	case 3:
-		zr := lz4Readers.Get().(*lz4.Reader)
-		defer lz4Readers.Put(zr)
-		zr.Reset(bytes.NewReader(src))
-		return readLimited(dst, zr)
-	case 4:
-		d := zstdDecoders.Get().(*zstd.Decoder)
-		defer zstdDecoders.Put(d)
-		return d.DecodeAll(src, dst[:0])
-	default:
-		return nil, fmt.Errorf("unknown compression codec %d", codec)
-	}
+	return localstore.DecompressRecords(nil, codec, src)
 }
 
 // maxPooledRecordsBuf bounds the decompression buffers kept for reuse, so one
@@ -191,74 +138,13 @@ func decompressPooled(codec int8, src []byte) (body []byte, release func(), err 
 		return src, func() {}, nil
 	}
 	buf := recordsBufs.Get().(*[]byte)
-	body, err = decompressInto((*buf)[:0], codec, src)
+	body, err = localstore.DecompressRecords((*buf)[:0], codec, src)
 	return body, func() {
 		if cap(body) <= maxPooledRecordsBuf {
 			*buf = body[:0]
 		}
 		recordsBufs.Put(buf)
 	}, err
-}
-
-func snappyBlock(src []byte) ([]byte, error) {
-	n, err := s2.DecodedLen(src)
-	if err != nil {
-		return nil, err
-	}
-	if n > maxDecompressedBatch {
-		return nil, fmt.Errorf("snappy block expands to %d bytes", n)
-	}
-	return s2.Decode(nil, src)
-}
-
-// unxerial decodes snappy-java's framing: repeated (int32 length, block).
-func unxerial(src []byte) ([]byte, error) {
-	var out []byte
-	for len(src) > 0 {
-		if len(src) < 4 {
-			return nil, errors.New("truncated xerial snappy chunk")
-		}
-		n := int(binary.BigEndian.Uint32(src))
-		src = src[4:]
-		if n < 0 || n > len(src) {
-			return nil, errors.New("bad xerial snappy chunk length")
-		}
-		blk, err := snappyBlock(src[:n])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, blk...)
-		if len(out) > maxDecompressedBatch {
-			return nil, errors.New("snappy data too large")
-		}
-		src = src[n:]
-	}
-	return out, nil
-}
-
-// readLimited reads r to the end into dst's storage (growing it as needed),
-// failing once the data passes maxDecompressedBatch.
-func readLimited(dst []byte, r io.Reader) ([]byte, error) {
-	b := dst[:0]
-	if cap(b) == 0 {
-		b = make([]byte, 0, 64<<10)
-	}
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if len(b) > maxDecompressedBatch {
-			return nil, fmt.Errorf("compressed batch expands beyond %d bytes", maxDecompressedBatch)
-		}
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
 }
 
 // setMaxTimestamp rewrites the header's maxTimestamp and the CRC that covers it.

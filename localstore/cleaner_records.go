@@ -8,10 +8,8 @@ package localstore
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -31,10 +29,6 @@ const (
 	codecZstd   = 4
 )
 
-// maxCleanerDecompressed bounds what one compressed batch may expand to, so
-// a corrupt or hostile batch cannot take the broker's memory.
-const maxCleanerDecompressed = 256 << 20
-
 // xerialMagic starts snappy data framed by snappy-java (the Java client's
 // SnappyOutputStream); xerialHeader adds version 1 and compatible version 1.
 var (
@@ -46,14 +40,9 @@ var (
 const xerialBlockSize = 32 << 10
 
 var (
-	zstdDecoders = sync.Pool{New: func() any {
-		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(maxCleanerDecompressed))
-		return d
-	}}
 	// lz4 readers and writers hold block buffers; pooling them keeps a
 	// pass from allocating them per batch. 64 KiB blocks are what Kafka's
 	// KafkaLZ4BlockOutputStream writes.
-	lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
 	lz4Writers = sync.Pool{New: func() any {
 		w := lz4.NewWriter(nil)
 		_ = w.Apply(lz4.BlockSizeOption(lz4.Block64Kb))
@@ -67,40 +56,9 @@ var (
 	}}
 )
 
-var errCodec = errors.New("localstore: records codec")
-
 // decompressRecords returns the uncompressed records section of a batch.
 func decompressRecords(codec int8, src []byte) ([]byte, error) {
-	switch codec {
-	case codecNone:
-		return src, nil
-	case codecGzip:
-		zr, err := gzip.NewReader(bytes.NewReader(src))
-		if err != nil {
-			return nil, fmt.Errorf("%w: gzip: %w", errCodec, err)
-		}
-		return readBounded(zr)
-	case codecSnappy:
-		if isXerial(src) {
-			return unxerial(src[len(xerialHeader):])
-		}
-		return snappyBlock(src)
-	case codecLz4:
-		r := lz4Readers.Get().(*lz4.Reader)
-		defer lz4Readers.Put(r)
-		r.Reset(bytes.NewReader(src))
-		return readBounded(r)
-	case codecZstd:
-		d := zstdDecoders.Get().(*zstd.Decoder)
-		defer zstdDecoders.Put(d)
-		out, err := d.DecodeAll(src, nil)
-		if err != nil {
-			return nil, fmt.Errorf("%w: zstd: %w", errCodec, err)
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("%w: unknown compression codec %d", errCodec, codec)
-	}
+	return DecompressRecords(nil, codec, src)
 }
 
 // compressRecords compresses a records section with codec. Snappy keeps the
@@ -153,62 +111,6 @@ func compressRecords(codec int8, xerial bool, src []byte) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown compression codec %d", errCodec, codec)
 	}
-}
-
-func isXerial(src []byte) bool {
-	return len(src) >= len(xerialHeader) && bytes.HasPrefix(src, xerialMagic)
-}
-
-func snappyBlock(src []byte) ([]byte, error) {
-	n, err := s2.DecodedLen(src)
-	if err != nil {
-		return nil, fmt.Errorf("%w: snappy: %w", errCodec, err)
-	}
-	if n > maxCleanerDecompressed {
-		return nil, fmt.Errorf("%w: snappy block expands to %d bytes", errCodec, n)
-	}
-	out, err := s2.Decode(nil, src)
-	if err != nil {
-		return nil, fmt.Errorf("%w: snappy: %w", errCodec, err)
-	}
-	return out, nil
-}
-
-// unxerial decodes snappy-java's framing after its header: repeated
-// (big-endian int32 length, raw snappy block).
-func unxerial(src []byte) ([]byte, error) {
-	var out []byte
-	for len(src) > 0 {
-		if len(src) < 4 {
-			return nil, fmt.Errorf("%w: truncated xerial snappy chunk", errCodec)
-		}
-		n := binary.BigEndian.Uint32(src)
-		src = src[4:]
-		if uint64(n) > uint64(len(src)) {
-			return nil, fmt.Errorf("%w: xerial snappy chunk of %d bytes, %d left", errCodec, n, len(src))
-		}
-		blk, err := snappyBlock(src[:n])
-		if err != nil {
-			return nil, err
-		}
-		if len(out)+len(blk) > maxCleanerDecompressed {
-			return nil, fmt.Errorf("%w: snappy data expands beyond %d bytes", errCodec, maxCleanerDecompressed)
-		}
-		out = append(out, blk...)
-		src = src[n:]
-	}
-	return out, nil
-}
-
-func readBounded(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxCleanerDecompressed+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errCodec, err)
-	}
-	if len(b) > maxCleanerDecompressed {
-		return nil, fmt.Errorf("%w: batch expands beyond %d bytes", errCodec, maxCleanerDecompressed)
-	}
-	return b, nil
 }
 
 // cleanerRecord is one decoded record with its raw bytes (length prefix
