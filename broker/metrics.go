@@ -61,18 +61,26 @@ type partitionCollector struct {
 	b                         *Broker
 	start, end, size, segment *prometheus.Desc
 	remoteBytes, copyLag      *prometheus.Desc
+	lastRetention             *prometheus.Desc
+	remoteDeletedSegs         *prometheus.Desc
+	remoteDeletedBytes        *prometheus.Desc
+	orphansSwept              *prometheus.Desc
 }
 
 func newPartitionCollector(b *Broker) *partitionCollector {
 	labels := []string{"topic", "partition"}
 	return &partitionCollector{
-		b:           b,
-		start:       prometheus.NewDesc("strata_partition_log_start_offset", "First offset readable in the partition.", labels, nil),
-		end:         prometheus.NewDesc("strata_partition_log_end_offset", "Next offset to be written.", labels, nil),
-		size:        prometheus.NewDesc("strata_partition_local_bytes", "Bytes of the partition's segments on local disk.", labels, nil),
-		segment:     prometheus.NewDesc("strata_partition_local_segments", "Segments of the partition on local disk.", labels, nil),
-		remoteBytes: prometheus.NewDesc("strata_partition_remote_bytes", "Bytes of the partition's segments in remote storage.", labels, nil),
-		copyLag:     prometheus.NewDesc("strata_partition_copy_lag_bytes", "Local bytes not yet copied to remote storage.", labels, nil),
+		b:                  b,
+		start:              prometheus.NewDesc("strata_partition_log_start_offset", "First offset readable in the partition.", labels, nil),
+		end:                prometheus.NewDesc("strata_partition_log_end_offset", "Next offset to be written.", labels, nil),
+		size:               prometheus.NewDesc("strata_partition_local_bytes", "Bytes of the partition's segments on local disk.", labels, nil),
+		segment:            prometheus.NewDesc("strata_partition_local_segments", "Segments of the partition on local disk.", labels, nil),
+		remoteBytes:        prometheus.NewDesc("strata_partition_remote_bytes", "Bytes of the partition's segments in remote storage.", labels, nil),
+		copyLag:            prometheus.NewDesc("strata_partition_copy_lag_bytes", "Local bytes not yet copied to remote storage.", labels, nil),
+		lastRetention:      prometheus.NewDesc("strata_partition_last_retention_pass_timestamp_seconds", "When a retention pass last checked the partition.", labels, nil),
+		remoteDeletedSegs:  prometheus.NewDesc("strata_partition_remote_segments_deleted_total", "Remote segments deleted by retention or DeleteRecords.", labels, nil),
+		remoteDeletedBytes: prometheus.NewDesc("strata_partition_remote_bytes_deleted_total", "Remote bytes deleted by retention or DeleteRecords.", labels, nil),
+		orphansSwept:       prometheus.NewDesc("strata_partition_orphan_objects_swept_total", "Unreferenced objects removed by the sweeper.", labels, nil),
 	}
 }
 
@@ -83,6 +91,10 @@ func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.segment
 	ch <- c.remoteBytes
 	ch <- c.copyLag
+	ch <- c.lastRetention
+	ch <- c.remoteDeletedSegs
+	ch <- c.remoteDeletedBytes
+	ch <- c.orphansSwept
 }
 
 func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
@@ -93,10 +105,17 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(p.log.LogEndOffset()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.log.Size()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.segment, prometheus.GaugeValue, float64(len(p.log.Segments())), lv...)
+			if ms := p.lastRetentionMs.Load(); ms > 0 {
+				ch <- prometheus.MustNewConstMetric(c.lastRetention, prometheus.GaugeValue, float64(ms)/1000, lv...)
+			}
 			if tp := p.tier.Load(); tp != nil {
 				remote, lag := tierStats(p, tp)
 				ch <- prometheus.MustNewConstMetric(c.remoteBytes, prometheus.GaugeValue, float64(remote), lv...)
 				ch <- prometheus.MustNewConstMetric(c.copyLag, prometheus.GaugeValue, float64(lag), lv...)
+				segs, bytes, swept := tp.DeletionTotals()
+				ch <- prometheus.MustNewConstMetric(c.remoteDeletedSegs, prometheus.CounterValue, float64(segs), lv...)
+				ch <- prometheus.MustNewConstMetric(c.remoteDeletedBytes, prometheus.CounterValue, float64(bytes), lv...)
+				ch <- prometheus.MustNewConstMetric(c.orphansSwept, prometheus.CounterValue, float64(swept), lv...)
 			}
 		}
 	}

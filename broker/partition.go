@@ -27,6 +27,9 @@ type partition struct {
 	// remote.storage.enable=true (and the broker has --remote); nil otherwise.
 	tier atomic.Pointer[tiering.Partition]
 
+	// lastRetentionMs is when a retention pass last looked at the partition.
+	lastRetentionMs atomic.Int64
+
 	appendMu sync.Mutex
 
 	// waiters are long-poll fetches parked on this partition; an append wakes

@@ -44,6 +44,7 @@ func (b *Broker) RetentionPass(ctx context.Context) {
 }
 
 func (b *Broker) retainPartition(ctx context.Context, p *partition, lim retention.Limits) {
+	p.lastRetentionMs.Store(b.now().UnixMilli())
 	tp := p.tier.Load()
 	var segs []retention.Segment
 	remoteEnd := int64(-1)

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -101,6 +102,21 @@ func TestRetentionByTimeAndSizeAcrossTiers(t *testing.T) {
 	}
 	if n := remoteLogs(); n >= before {
 		t.Fatalf("%d remote segments after retention, had %d", n, before)
+	}
+	// The deletions show per partition in the metrics.
+	rec := httptest.NewRecorder()
+	b.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	metrics := rec.Body.String()
+	for _, name := range []string{"strata_partition_remote_segments_deleted_total", "strata_partition_last_retention_pass_timestamp_seconds"} {
+		line := ""
+		for _, l := range strings.Split(metrics, "\n") {
+			if strings.HasPrefix(l, name+`{partition="0",topic="aging"}`) {
+				line = l
+			}
+		}
+		if line == "" || strings.HasSuffix(line, " 0") {
+			t.Errorf("metric %s for aging-0: %q", name, line)
+		}
 	}
 	// A consumer positioned in deleted data resets to the start.
 	cl := newClient(t, b.Addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"aging": {0: kgo.NewOffset().At(10)}}),

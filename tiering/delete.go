@@ -77,6 +77,8 @@ func (p *Partition) AdvanceLogStart(ctx context.Context, start int64) (DeleteSta
 	if err := p.finishDeletesLocked(ctx); err != nil {
 		return st, err
 	}
+	p.deletedSegments.Add(int64(st.Segments))
+	p.deletedBytes.Add(st.Bytes)
 	p.mgr.metrics.segmentsDeleted.Add(float64(st.Segments))
 	p.mgr.metrics.bytesDeleted.Add(float64(st.Bytes))
 	return st, nil

@@ -40,6 +40,15 @@ type Partition struct {
 	published atomic.Pointer[Manifest]
 	lastErr   atomic.Pointer[errBox]
 	lastSweep atomic.Pointer[time.Time]
+
+	// Per-partition totals for observability (strata_partition_* metrics).
+	deletedSegments, deletedBytes, swept atomic.Int64
+}
+
+// DeletionTotals returns the remote segments and bytes deleted by retention
+// or DeleteRecords, and the orphan objects swept, since this process started.
+func (p *Partition) DeletionTotals() (segments, bytes, swept int64) {
+	return p.deletedSegments.Load(), p.deletedBytes.Load(), p.swept.Load()
 }
 
 type errBox struct{ err error }

@@ -58,6 +58,7 @@ func (p *Partition) Sweep(ctx context.Context, grace time.Duration) (int, error)
 	if err := p.mgr.opts.Store.Delete(ctx, doomed...); err != nil {
 		return 0, fmt.Errorf("tiering: sweep delete: %w", err)
 	}
+	p.swept.Add(int64(len(doomed)))
 	p.mgr.metrics.orphansSwept.Add(float64(len(doomed)))
 	p.mgr.opts.Logger.Info("tiering: swept unreferenced objects", "topic", p.topic, "partition", p.partition, "objects", len(doomed))
 	return len(doomed), nil
