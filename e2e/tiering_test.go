@@ -284,3 +284,97 @@ func strp(s string) *string { return &s }
 
 var _ = sort.Strings
 var _ = context.Background
+
+// TestBrokerKilledMidCopy kills a real broker with SIGKILL while it copies
+// segments to MinIO, restarts it, and checks that copying finishes with no
+// duplicate or overlapping manifest entries, that every .log object in the
+// bucket is one the manifest references, and that every record reads back.
+func TestBrokerKilledMidCopy(t *testing.T) {
+	mc := testenv.StartMinIO(t)
+	mc.CreateBucket(t, "strata")
+	mc.SetAWSEnv(t)
+	srv := testenv.StartProcess(t, testenv.ProcessOptions{
+		Args:    []string{"--remote", mc.URL("strata", "kill")},
+		Configs: []string{"remote.log.manager.task.interval.ms=50"},
+	})
+	const topic = "midcopy"
+	createTopic(t, srv.Addr, topic, 1, map[string]*string{
+		"remote.storage.enable": strp("true"),
+		"segment.bytes":         strp("65536"),
+	})
+	cl := newClient(t, srv.Addr, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(16384),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordDeliveryTimeout(time.Minute))
+	ctx := testenv.Context(t, 3*time.Minute)
+	for i := 0; i < 20000; i++ {
+		cl.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("%07d-%s", i, strings.Repeat("m", 200)))}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	// Kill as soon as copying is under way (some, not all, segments in).
+	waitFor(t, "the first copies", time.Minute, func() bool {
+		return specialOffsets(t, srv.Addr, topic, 1, -5)[0] >= 0
+	})
+	srv.Kill()
+	srv.Restart()
+	end := specialOffsets(t, srv.Addr, topic, 1, -1)[0]
+	// Everything sealed gets copied after the restart.
+	waitFor(t, "copying to finish after the restart", 2*time.Minute, func() bool {
+		return specialOffsets(t, srv.Addr, topic, 1, -5)[0] >= end-2000
+	})
+	// The bucket must settle into: a valid manifest without holes or
+	// overlaps, and no .log object it does not reference (an abandoned
+	// copy's objects are deleted by the next pass, so poll for it).
+	check := func() string {
+		var head string
+		var logs []string
+		for o := range mc.Client().ListObjects(ctx, "strata", minio.ListObjectsOptions{Prefix: "kill/" + topic + "/0/", Recursive: true}) {
+			switch {
+			case strings.HasSuffix(o.Key, ".log"):
+				logs = append(logs, o.Key)
+			case strings.Contains(o.Key, "/manifest/") && !strings.Contains(o.Key, "part-") && o.Key > head:
+				head = o.Key
+			}
+		}
+		obj, err := mc.Client().GetObject(ctx, "strata", head, minio.GetObjectOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		var buf bytes.Buffer
+		buf.ReadFrom(obj)
+		m, err := tiering.DecodeHead(buf.Bytes()) // rejects overlapping live entries
+		if err != nil {
+			return fmt.Sprintf("%s: %v", head, err)
+		}
+		refs := map[string]bool{}
+		var expect int64
+		for _, s := range m.Segments {
+			if s.State == tiering.CopyFinished {
+				if s.BaseOffset != expect {
+					return fmt.Sprintf("hole or overlap in the manifest: entry at %d, expected %d", s.BaseOffset, expect)
+				}
+				expect = s.LastOffset + 1
+			}
+			refs[s.LogKey("kill/"+topic+"/0/")] = true
+		}
+		for _, k := range logs {
+			if !refs[k] {
+				return fmt.Sprintf("object %s is not referenced by the manifest", k)
+			}
+		}
+		return ""
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		problem := check()
+		if problem == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(problem)
+		}
+	}
+	if n := len(readAll(t, srv.Addr, topic)); n != 20000 {
+		t.Fatalf("read %d records after the kill, want 20000", n)
+	}
+}
