@@ -129,21 +129,30 @@ func (m *Manager) Store() remotestore.Storage { return m.opts.Store }
 // the following chunks in the background (read-ahead) on a miss.
 func (m *Manager) chunk(ctx context.Context, key, id string, k, size int64) ([]byte, error) {
 	ck := fmt.Sprintf("%s/%d", id, k)
-	if b, ok := m.cache.Get(ck); ok {
+	b, ok := m.cache.Get(ck)
+	if ok {
 		m.metrics.cacheHits.Inc()
-		return b, nil
+	} else {
+		m.metrics.cacheMisses.Inc()
+		var err error
+		if b, err = m.load(ctx, key, ck, k, size); err != nil {
+			return nil, err
+		}
 	}
-	m.metrics.cacheMisses.Inc()
-	b, err := m.load(ctx, key, ck, k, size)
-	if err != nil {
-		return nil, err
-	}
+	// Read ahead on hits too, so a sequential reader keeps the next chunks
+	// in flight instead of stalling on every ReadAhead+1-th one.
 	for i := int64(1); i <= int64(m.opts.ReadAhead); i++ {
 		next := k + i
 		if next*m.opts.ChunkBytes >= size {
 			break
 		}
 		nk := fmt.Sprintf("%s/%d", id, next)
+		m.inflightMu.Lock()
+		_, busy := m.inflight[nk]
+		m.inflightMu.Unlock()
+		if busy {
+			continue
+		}
 		if _, ok := m.cache.Get(nk); ok {
 			continue
 		}

@@ -252,7 +252,7 @@ func (m *Manifest) EncodeHead() ([]byte, error) {
 	if h.Segments == nil {
 		h.Segments = []RemoteSegment{}
 	}
-	return json.MarshalIndent(h, "", " ")
+	return json.Marshal(h) // compact: the head is rewritten twice per copy
 }
 
 // DecodeHead parses a head object; parts are attached later with AttachPart.

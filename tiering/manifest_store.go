@@ -119,10 +119,15 @@ func (ms *manifestStore) commit(ctx context.Context, m *Manifest) error {
 		}
 		return fmt.Errorf("tiering: write manifest %s: %w", key, err)
 	}
-	// Older heads are history; keep the previous one for debugging and
-	// remove the rest (best effort: a leftover head is harmless).
-	if m.Version > 2 {
-		ms.store.Delete(ctx, headKey(ms.prefix, m.Version-2))
+	// Older heads are history. Removing them in one batched DELETE every
+	// 64 versions (keeping the previous one) costs a copy far less than a
+	// DELETE per commit; the sweeper catches any a crash leaves.
+	if m.Version%64 == 0 {
+		var old []string
+		for v := max(1, m.Version-128); v < m.Version-1; v++ {
+			old = append(old, headKey(ms.prefix, v))
+		}
+		ms.store.Delete(ctx, old...)
 	}
 	return nil
 }

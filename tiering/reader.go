@@ -27,7 +27,9 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) ([]byt
 		pos = b.PositionFor(seg.BaseOffset, offset)
 	}
 	cr := chunkReader{mgr: p.mgr, key: seg.LogKey(p.ms.prefix), id: seg.ID, size: seg.Size}
-	var out []byte
+	// Sized once: growing from empty showed as most of Read's CPU in the
+	// replay benchmark's profile.
+	out := make([]byte, 0, min(int64(maxBytes), seg.Size-pos)+localstore.BatchHeaderSize)
 	for pos < seg.Size {
 		hb, err := cr.readAt(ctx, pos, localstore.BatchHeaderSize)
 		if err != nil {
