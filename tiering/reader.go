@@ -112,6 +112,19 @@ func (c *chunkReader) readAt(ctx context.Context, pos int64, n int) ([]byte, err
 		return nil, fmt.Errorf("%w: %s: read [%d, %d) past its %d bytes", ErrCorruptObject, c.key, pos, pos+int64(n), c.size)
 	}
 	cs := c.mgr.opts.ChunkBytes
+	if k := pos / cs; (pos+int64(n)-1)/cs == k {
+		// Within one chunk: a view of the cached chunk, no copy. Callers
+		// only read it (parse, CRC-check, append to their output).
+		chunk, err := c.mgr.chunk(ctx, c.key, c.id, k, c.size)
+		if err != nil {
+			return nil, err
+		}
+		off := pos - k*cs
+		if off+int64(n) > int64(len(chunk)) {
+			return nil, fmt.Errorf("%w: %s: chunk %d is %d bytes, short of %d", ErrCorruptObject, c.key, k, len(chunk), off+int64(n))
+		}
+		return chunk[off : off+int64(n) : off+int64(n)], nil
+	}
 	out := make([]byte, 0, n)
 	for len(out) < n {
 		at := pos + int64(len(out))
