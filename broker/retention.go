@@ -8,18 +8,19 @@ import (
 	"github.com/strata-broker/strata/tiering"
 )
 
-// retentionLoop applies retention.ms / retention.bytes every
-// log.retention.check.interval.ms.
-func (b *Broker) retentionLoop() {
+// every runs pass every interval until the broker closes. The tiering pass
+// (remote.log.manager.task.interval.ms) and the retention pass
+// (log.retention.check.interval.ms) run on it; tests call the passes directly.
+func (b *Broker) every(interval time.Duration, pass func(context.Context)) {
 	defer b.wg.Done()
-	t := time.NewTicker(time.Duration(b.settings.retentionCheckMs) * time.Millisecond)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
 		case <-t.C:
-			b.RetentionPass(b.ctx)
+			pass(b.ctx)
 		}
 	}
 }

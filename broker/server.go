@@ -188,11 +188,11 @@ func (b *Broker) Serve() error {
 	go b.maintenanceLoop()
 	if b.tier != nil {
 		b.wg.Add(1)
-		go b.tieringLoop()
+		go b.every(time.Duration(b.settings.remoteTaskIntervalMs)*time.Millisecond, b.TieringPass)
 	}
 	b.startLogCleaner()
 	b.wg.Add(1)
-	go b.retentionLoop()
+	go b.every(time.Duration(b.settings.retentionCheckMs)*time.Millisecond, b.RetentionPass)
 	for {
 		nc, err := b.ln.Accept()
 		if err != nil {

@@ -119,22 +119,6 @@ func (b *Broker) storeTopicConfig(t *topic) error {
 	return b.tier.Store().Put(ctx, topicConfigKey(t.meta.Name), bytes.NewReader(raw), int64(len(raw)))
 }
 
-// tieringLoop copies sealed segments and applies local retention every
-// remote.log.manager.task.interval.ms.
-func (b *Broker) tieringLoop() {
-	defer b.wg.Done()
-	t := time.NewTicker(time.Duration(b.settings.remoteTaskIntervalMs) * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-t.C:
-			b.TieringPass(b.ctx)
-		}
-	}
-}
-
 // The sweeper removes unreferenced objects at most hourly, and only objects
 // older than sweepGrace, which no live copy can still be writing.
 const (
