@@ -19,10 +19,17 @@ type DeleteStats struct {
 // the manifest. A crash anywhere leaves entries or parts that the next call
 // (or CopyOnce, for delete_started entries) finishes deleting.
 func (p *Partition) AdvanceLogStart(ctx context.Context, start int64) (DeleteStats, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	// One deletion pass at a time; copies and reads are not blocked while
+	// objects are being deleted (only while the manifest changes).
+	p.deleting.Lock()
+	defer p.deleting.Unlock()
 	var st DeleteStats
+
+	// 1. Under the lock: move the start, mark the doomed tail entries,
+	// commit; note what to delete.
+	p.mu.Lock()
 	if err := p.ensureLoadedLocked(ctx); err != nil {
+		p.mu.Unlock()
 		return st, err
 	}
 	m := p.manifest
@@ -32,50 +39,83 @@ func (p *Partition) AdvanceLogStart(ctx context.Context, start int64) (DeleteSta
 		changed = true
 	}
 	for i := m.Spilled; i < len(m.Segments); i++ {
-		s := m.Segments[i]
-		if s.LastOffset < m.LogStartOffset && s.State != DeleteStarted {
+		if s := m.Segments[i]; s.LastOffset < m.LogStartOffset && s.State != DeleteStarted {
 			m.Segments[i].State = DeleteStarted
 			changed = true
 		}
 	}
 	if changed {
 		if err := p.commitLocked(ctx); err != nil {
+			p.mu.Unlock()
 			return st, err
 		}
+		m = p.manifest
 	}
-	// Parts wholly below the start: delete their segments, then the part.
-	for len(p.manifest.Parts) > 0 && p.manifest.Parts[0].LastOffset < p.manifest.LogStartOffset {
-		m := p.manifest
-		ref := m.Parts[0]
-		segs := m.Segments[:ref.Count]
-		keys := make([]string, 0, 2*len(segs)+1)
-		for _, s := range segs {
+	var keys, ids []string
+	var deadParts []ManifestPart
+	at := 0
+	for _, ref := range m.Parts {
+		if ref.LastOffset >= m.LogStartOffset {
+			break
+		}
+		for _, s := range m.Segments[at : at+ref.Count] {
 			keys = append(keys, s.LogKey(p.ms.prefix), s.IndexesKey(p.ms.prefix))
 			st.Segments++
 			st.Bytes += s.Size
 		}
-		if err := p.mgr.opts.Store.Delete(ctx, keys...); err != nil {
-			return st, fmt.Errorf("tiering: delete segments of part %s: %w", ref.Key, err)
+		at += ref.Count
+		deadParts = append(deadParts, ref)
+	}
+	for _, s := range m.Segments[m.Spilled:] {
+		if s.State == DeleteStarted {
+			keys = append(keys, s.LogKey(p.ms.prefix), s.IndexesKey(p.ms.prefix))
+			ids = append(ids, s.ID)
+			if s.LastOffset < m.LogStartOffset {
+				st.Segments++
+				st.Bytes += s.Size
+			}
+		}
+	}
+	p.mu.Unlock()
+	if len(keys) == 0 {
+		return st, nil
+	}
+
+	// 2. Without the lock: delete the objects.
+	if err := p.mgr.opts.Store.Delete(ctx, keys...); err != nil {
+		return DeleteStats{}, fmt.Errorf("tiering: delete remote segments: %w", err)
+	}
+
+	// 3. Under the lock: forget them. Only this function removes parts and
+	// copies only append, so the dead parts are still at the front.
+	p.mu.Lock()
+	if err := p.ensureLoadedLocked(ctx); err != nil {
+		p.mu.Unlock()
+		return st, err
+	}
+	m = p.manifest
+	for _, ref := range deadParts {
+		if len(m.Parts) == 0 || m.Parts[0].Key != ref.Key {
+			break
 		}
 		m.Parts = m.Parts[1:]
 		m.Segments = m.Segments[ref.Count:]
 		m.Spilled -= ref.Count
-		if err := p.commitLocked(ctx); err != nil {
-			return st, err
-		}
-		// The part object is unreferenced now; a failure here leaves it to
-		// the sweeper.
-		p.mgr.opts.Store.Delete(ctx, ref.Key)
 	}
-	// Tail entries marked delete_started.
-	for _, s := range p.manifest.Segments[p.manifest.Spilled:] {
-		if s.State == DeleteStarted && s.LastOffset < p.manifest.LogStartOffset {
-			st.Segments++
-			st.Bytes += s.Size
-		}
-	}
-	if err := p.finishDeletesLocked(ctx); err != nil {
+	m.Drop(ids...)
+	err := p.commitLocked(ctx)
+	p.mu.Unlock()
+	if err != nil {
 		return st, err
+	}
+	// The part objects are unreferenced now; a failure here leaves them to
+	// the sweeper.
+	var partKeys []string
+	for _, ref := range deadParts {
+		partKeys = append(partKeys, ref.Key)
+	}
+	if len(partKeys) > 0 {
+		p.mgr.opts.Store.Delete(ctx, partKeys...)
 	}
 	p.deletedSegments.Add(int64(st.Segments))
 	p.deletedBytes.Add(st.Bytes)

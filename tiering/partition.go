@@ -34,8 +34,9 @@ type Partition struct {
 	ms        manifestStore
 
 	mu       sync.Mutex
-	manifest *Manifest // nil until loaded; guarded by mu
-	epoch    int32     // leader epoch copies are made under
+	manifest *Manifest  // nil until loaded; guarded by mu
+	deleting sync.Mutex // serialises AdvanceLogStart passes; taken before mu
+	epoch    int32      // leader epoch copies are made under
 
 	published atomic.Pointer[Manifest]
 	lastErr   atomic.Pointer[errBox]
