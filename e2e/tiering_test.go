@@ -156,11 +156,24 @@ func TestTieredStorageOnMinIO(t *testing.T) {
 	// before it is copied; copy errors show in tier status.
 	mc.Stop()
 	tieredBefore := specialOffsets(t, srv.Addr, topic, parts, -5)
+	ends := specialOffsets(t, srv.Addr, topic, parts, -1)
 	produce(6000, 3000)
-	latest := readAll(t, srv.Addr, topic)
-	if len(latest) != 9000 {
-		t.Fatalf("during the outage read %d records, want 9000", len(latest))
+	// Local data stays readable while the bucket is down (the records
+	// only in the bucket are not, unless cached).
+	from := map[string]map[int32]kgo.Offset{topic: {}}
+	for p, o := range ends {
+		from[topic][p] = kgo.NewOffset().At(o)
 	}
+	newData := newClient(t, srv.Addr, kgo.ConsumePartitions(from))
+	got := 0
+	for got < 3000 {
+		fs := newData.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("during the outage read %d of 3000 new records: %v", got, ctx.Err())
+		}
+		got += len(fs.Records())
+	}
+	newData.Close()
 	bin := testenv.StrataBinary(t)
 	waitFor(t, "tier status to report failing copies", time.Minute, func() bool {
 		o, err := exec.Command(bin, "tier", "status", "--bootstrap-server", srv.Addr).CombinedOutput()
@@ -189,6 +202,11 @@ func TestTieredStorageOnMinIO(t *testing.T) {
 			return err == nil
 		})
 		_ = o
+	}
+
+	latest := readAll(t, srv.Addr, topic)
+	if len(latest) != 9000 {
+		t.Fatalf("after the outage read %d records, want 9000", len(latest))
 	}
 
 	// The manifest heads are valid and hold no overlapping entries.
