@@ -81,6 +81,15 @@ type Manager struct {
 	sem     chan struct{}
 	metrics *tierMetrics
 
+	// bg tracks read-ahead goroutines; Close cancels and waits for them
+	// before closing the cache (a Set on a closed ristretto cache panics).
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	// closeMu guards closed: cache writes hold it shared.
+	closeMu sync.RWMutex
+	closed  bool
+
 	inflightMu sync.Mutex
 	inflight   map[string]*chunkCall
 
@@ -110,11 +119,19 @@ func NewManager(opts Options) (*Manager, error) {
 	}
 	m := &Manager{opts: opts, cache: cache, sem: make(chan struct{}, opts.FetchWorkers),
 		metrics: newTierMetrics(opts.Registerer), inflight: map[string]*chunkCall{}, bundles: map[string]*Bundle{}}
+	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
 	return m, nil
 }
 
 // Close releases the cache.
-func (m *Manager) Close() { m.cache.Close() }
+func (m *Manager) Close() {
+	m.closeMu.Lock()
+	m.closed = true // no new read-ahead, no more cache writes
+	m.closeMu.Unlock()
+	m.bgCancel()
+	m.bg.Wait()
+	m.cache.Close()
+}
 
 // Partition returns the tiered view of a partition; call Load before use.
 func (m *Manager) Partition(topic string, partition int32, log LocalLog) *Partition {
@@ -158,9 +175,18 @@ func (m *Manager) chunk(ctx context.Context, key, id string, k, size int64) ([]b
 		}
 		select {
 		case m.sem <- struct{}{}:
+			m.closeMu.RLock()
+			if m.closed {
+				m.closeMu.RUnlock()
+				<-m.sem
+				return b, nil
+			}
+			m.bg.Add(1)
+			m.closeMu.RUnlock()
 			go func() {
+				defer m.bg.Done()
 				defer func() { <-m.sem }()
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				ctx, cancel := context.WithTimeout(m.bgCtx, time.Minute)
 				defer cancel()
 				m.load(ctx, key, nk, next, size)
 			}()
@@ -188,8 +214,12 @@ func (m *Manager) load(ctx context.Context, key, ck string, k, size int64) ([]by
 	m.inflightMu.Unlock()
 	c.data, c.err = m.fetchChunk(ctx, key, k, size)
 	if c.err == nil {
-		m.cache.Set(ck, c.data, int64(len(c.data)))
-		m.cache.Wait()
+		m.closeMu.RLock()
+		if !m.closed {
+			m.cache.Set(ck, c.data, int64(len(c.data)))
+			m.cache.Wait()
+		}
+		m.closeMu.RUnlock()
 	}
 	m.inflightMu.Lock()
 	delete(m.inflight, ck)

@@ -416,3 +416,42 @@ func TestCrashBetweenStartAdvanceAndObjectDeletion(t *testing.T) {
 		t.Fatalf("read at the new start: %v", err)
 	}
 }
+
+// TestCloseWithReadAheadInFlight: closing the manager while read-ahead
+// fetches are running must not panic (ristretto panics on a Set after Close).
+func TestCloseWithReadAheadInFlight(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Options{})
+	// Segments of many 64 KiB chunks, so a read triggers read-ahead.
+	l, err := localstore.Open(t.TempDir(), localstore.Config{SegmentBytes: 1 << 20, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for l.LogEndOffset() < 20000 {
+		if _, err := l.Append(testBatch(50, 1000, 200), 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Roll()
+	l.Flush()
+	f.log = l
+	f.part = f.mgr.Partition("events", 0, l)
+	if _, err := f.part.CopyOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		mgr, err := NewManager(Options{Store: f.store, ChunkBytes: 64 << 10, ReadAhead: 4, Logger: f.mgr.opts.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := mgr.Partition("events", 0, f.log)
+		if err := p.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Read(ctx, 0, 1000); err != nil {
+			t.Fatal(err)
+		}
+		mgr.Close()
+	}
+}
