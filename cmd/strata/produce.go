@@ -38,6 +38,9 @@ Prints the number of records sent to stderr and exits non-zero if any failed.`,
 			if err != nil {
 				return err
 			}
+			// Like kafka-console-producer: a missing topic is created if
+			// the broker allows it (auto.create.topics.enable).
+			opts = append(opts, kgo.AllowAutoTopicCreation())
 			cl, err := newClient(bootstrap, opts...)
 			if err != nil {
 				return err

@@ -176,3 +176,14 @@ func TestConsumeFollowStopsOnInterrupt(t *testing.T) {
 		t.Errorf("interrupted follow: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestProduceAutoCreatesTopic: like kafka-console-producer, producing to a
+// missing topic creates it when the broker allows auto-creation.
+func TestProduceAutoCreatesTopic(t *testing.T) {
+	c := newStrataCluster(t)
+	c.mustRun("a:1\nb:2\n", "produce", "--topic", "born", "--key-separator", ":")
+	r := c.mustRun("", "consume", "--topic", "born", "--print-key", "--key-separator", ":")
+	if r.stdout != "a:1\nb:2\n" && r.stdout != "b:2\na:1\n" {
+		t.Fatalf("consumed %q", r.stdout)
+	}
+}
