@@ -33,7 +33,7 @@ func handleMetadata(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	}
 	cid := b.coord.ClusterID()
 	resp.ClusterID = &cid
-	resp.ControllerID = b.coord.ControllerID()
+	resp.ControllerID, _ = b.coord.Controller()
 
 	all := req.Topics == nil || (h.version == 0 && len(req.Topics) == 0)
 	if all {

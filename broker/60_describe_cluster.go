@@ -12,7 +12,7 @@ func handleDescribeCluster(c *conn, h *reqHeader, kreq kmsg.Request) (any, error
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.ClusterID = b.coord.ClusterID()
-	resp.ControllerID = b.coord.ControllerID()
+	resp.ControllerID, _ = b.coord.Controller()
 	resp.EndpointType = 1
 	resp.ClusterAuthorizedOperations = -2147483648
 	brokers, _ := b.coord.Brokers(b.ctx)

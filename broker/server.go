@@ -169,7 +169,7 @@ func New(opts Options) (*Broker, error) {
 		port, _ = strconv.Atoi(lp)
 	}
 	b.host, b.port = host, int32(port)
-	if err := b.coord.RegisterBroker(b.ctx, coord.BrokerInfo{NodeID: opts.NodeID, Host: b.host, Port: b.port}); err != nil {
+	if _, err := b.coord.RegisterBroker(b.ctx, coord.BrokerInfo{NodeID: opts.NodeID, Host: b.host, Port: b.port}); err != nil {
 		ln.Close()
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 )
 
 // implementations lists every Coordinator to run the shared suite against;
@@ -51,9 +52,16 @@ func TestTopicLifecycle(t *testing.T) {
 	forAll(t, func(t *testing.T, im implementation) {
 		ctx := context.Background()
 		c := im.open(t)
-		var events []Event
-		cancel := c.Watch(func(e Event) { events = append(events, e) })
+		events := make(chan Event, 100)
+		cancel := c.Watch(func(e Event) { events <- e })
 		defer cancel()
+		// The current state comes first: brokers, then the controller.
+		if e := nextEvent(t, events); e.Kind != BrokersChanged {
+			t.Fatalf("first event %v, want BrokersChanged", e.Kind)
+		}
+		if e := nextEvent(t, events); e.Kind != ControllerChanged {
+			t.Fatalf("second event %v, want ControllerChanged", e.Kind)
+		}
 
 		m := TopicMeta{Name: "orders", Configs: map[string]string{"retention.ms": "1000"},
 			Partitions: []PartitionMeta{{Partition: 0, Leader: 1, Replicas: []int32{1}, ISR: []int32{1}}}}
@@ -70,7 +78,7 @@ func TestTopicLifecycle(t *testing.T) {
 
 		// Check-and-set: a stale version is refused.
 		upd := created.Clone()
-		upd.Partitions[0].LeaderEpoch = 1
+		upd.Configs["retention.ms"] = "2000"
 		stored, err := c.UpdateTopic(ctx, upd)
 		if err != nil {
 			t.Fatal(err)
@@ -81,6 +89,13 @@ func TestTopicLifecycle(t *testing.T) {
 		if _, err := c.UpdateTopic(ctx, upd); !errors.Is(err, ErrConflict) {
 			t.Fatalf("stale update: %v", err)
 		}
+		if e := nextEvent(t, events); e.Kind != TopicCreated || e.Topic.Name != "orders" {
+			t.Fatalf("event after create: %+v", e)
+		}
+		if e := nextEvent(t, events); e.Kind != TopicUpdated || e.Topic.Version != stored.Version {
+			t.Fatalf("event after update: %+v", e)
+		}
+		cancel()
 
 		// Survives a restart.
 		c = im.reopen(t, c)
@@ -88,7 +103,7 @@ func TestTopicLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Partitions[0].LeaderEpoch != 1 || got.Configs["retention.ms"] != "1000" || got.ID != created.ID {
+		if got.Configs["retention.ms"] != "2000" || got.ID != created.ID {
 			t.Fatalf("after restart: %+v", got)
 		}
 		if err := c.DeleteTopic(ctx, "orders"); err != nil {
@@ -96,9 +111,6 @@ func TestTopicLifecycle(t *testing.T) {
 		}
 		if _, err := c.Topic(ctx, "orders"); !errors.Is(err, ErrUnknownTopic) {
 			t.Fatalf("after delete: %v", err)
-		}
-		if len(events) < 2 || events[0].Kind != TopicCreated || events[1].Kind != TopicUpdated {
-			t.Fatalf("events: %+v", events)
 		}
 	})
 }
@@ -140,3 +152,68 @@ func TestCorruptMetadataIsAnError(t *testing.T) {
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o644) }
+
+func nextEvent(t *testing.T, ch <-chan Event) Event {
+	t.Helper()
+	select {
+	case e := <-ch:
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no coord event within 10s")
+		return Event{}
+	}
+}
+
+func TestPartitionCheckAndSet(t *testing.T) {
+	forAll(t, func(t *testing.T, im implementation) {
+		ctx := context.Background()
+		c := im.open(t)
+		if _, err := c.Campaign(ctx); err != nil {
+			t.Fatal(err)
+		}
+		self, err := c.RegisterBroker(ctx, BrokerInfo{NodeID: 1, Host: "127.0.0.1", Port: 9092})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if self.Epoch <= 0 {
+			t.Fatalf("registration has no broker epoch: %+v", self)
+		}
+		m := TopicMeta{Name: "p", Partitions: []PartitionMeta{{Partition: 0, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}}}}
+		created, err := c.CreateTopic(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := created.Partitions[0]
+		p.ISR = []int32{1}
+		got, err := c.UpdatePartition(ctx, "p", p, AsLeader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.PartitionEpoch != p.PartitionEpoch+1 || len(got.ISR) != 1 {
+			t.Fatalf("after ISR shrink: %+v", got)
+		}
+		// The same write again is stale: partition epoch moved.
+		if cur, err := c.UpdatePartition(ctx, "p", p, AsLeader); !errors.Is(err, ErrConflict) || cur.PartitionEpoch != got.PartitionEpoch {
+			t.Fatalf("stale partition write: %+v %v", cur, err)
+		}
+		// A leader write at the wrong leader epoch is fenced.
+		wrong := got.Clone()
+		wrong.LeaderEpoch = 7
+		if _, err := c.UpdatePartition(ctx, "p", wrong, AsLeader); !errors.Is(err, ErrFenced) {
+			t.Fatalf("leader write at a wrong epoch: %v", err)
+		}
+		// The controller elects another leader; the old leader's view is stale.
+		el := got.Clone()
+		el.Leader, el.LeaderEpoch = 2, got.LeaderEpoch+1
+		if _, err := c.UpdatePartition(ctx, "p", el, AsController); err != nil {
+			t.Fatal(err)
+		}
+		top, err := c.Topic(ctx, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if top.Partitions[0].Leader != 2 || top.Partitions[0].PartitionEpoch != got.PartitionEpoch+1 {
+			t.Fatalf("after election: %+v", top.Partitions[0])
+		}
+	})
+}
