@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/clock"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -144,7 +145,7 @@ func TestTopicAdmin(t *testing.T) {
 
 func TestOffsetsAndDeleteRecords(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_000)
-	b := testenv.StartBroker(t, broker.Options{Now: func() time.Time { return now }, Settings: map[string]string{"log.message.timestamp.before.max.ms": "9223372036854775807"}})
+	b := testenv.StartBroker(t, broker.Options{Clock: clock.WithNow(func() time.Time { return now }), Settings: map[string]string{"log.message.timestamp.before.max.ms": "9223372036854775807"}})
 	createTopic(t, b.Addr, "offs", 1, map[string]*string{"segment.bytes": strp("1024")})
 	cl := newClient(t, b.Addr, kgo.ProducerLinger(0))
 	adm := kadm.NewClient(cl)
@@ -226,7 +227,7 @@ func TestOffsetsAndDeleteRecords(t *testing.T) {
 
 func TestLogAppendTime(t *testing.T) {
 	now := time.UnixMilli(1_800_000_000_000)
-	b := testenv.StartBroker(t, broker.Options{Now: func() time.Time { return now }})
+	b := testenv.StartBroker(t, broker.Options{Clock: clock.WithNow(func() time.Time { return now })})
 	createTopic(t, b.Addr, "lat", 1, map[string]*string{"message.timestamp.type": strp("LogAppendTime")})
 	cl := newClient(t, b.Addr)
 	ctx := testenv.Context(t, 30*time.Second)
@@ -276,7 +277,7 @@ func TestRestartKeepsTopicsAndData(t *testing.T) {
 // answer is the exact record, as in Kafka, not the start of its batch.
 func TestListOffsetsByTimestampFindsTheRecord(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_000)
-	b := testenv.StartBroker(t, broker.Options{Now: func() time.Time { return now }, Settings: map[string]string{"log.message.timestamp.before.max.ms": "9223372036854775807"}})
+	b := testenv.StartBroker(t, broker.Options{Clock: clock.WithNow(func() time.Time { return now }), Settings: map[string]string{"log.message.timestamp.before.max.ms": "9223372036854775807"}})
 	createTopic(t, b.Addr, "ts", 1, nil)
 	for _, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.Lz4Compression()} {
 		cl := newClient(t, b.Addr, kgo.ProducerLinger(time.Minute), kgo.ProducerBatchCompression(codec))

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/clock"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -188,7 +189,7 @@ func TestGroupStaticMembership(t *testing.T) {
 func TestGroupOffsetRetention(t *testing.T) {
 	var skew atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	b := testenv.StartBroker(t, broker.Options{Now: now, Settings: groupSettings(
+	b := testenv.StartBroker(t, broker.Options{Clock: clock.WithNow(now), Settings: groupSettings(
 		"offsets.retention.minutes", "60",
 		"offsets.retention.check.interval.ms", "20",
 	)})

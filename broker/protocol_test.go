@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/clock"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -188,7 +189,7 @@ func produceRaw(t *testing.T, c *rawConn, topic string, partition int32, records
 
 func TestProduceRejectsBadBatches(t *testing.T) {
 	now := time.Now()
-	b := testenv.StartBroker(t, broker.Options{Now: func() time.Time { return now }})
+	b := testenv.StartBroker(t, broker.Options{Clock: clock.WithNow(func() time.Time { return now })})
 	maxBytes := "2048"
 	createTopic(t, b.Addr, "strict", 1, map[string]*string{"max.message.bytes": &maxBytes})
 	c := dialRaw(t, b.Addr)

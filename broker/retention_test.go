@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,17 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/clock"
 	"github.com/strata-broker/strata/remotestore"
 	"github.com/strata-broker/strata/testenv"
 )
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 func produceN(t *testing.T, addr, topic string, n int, ts time.Time) {
 	t.Helper()
@@ -61,8 +54,8 @@ func TestRetentionByTimeAndSizeAcrossTiers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: time.Now()}
-	b := testenv.StartBroker(t, broker.Options{Remote: store, Now: clock.Now})
+	clock := clock.NewFake(time.Now())
+	b := testenv.StartBroker(t, broker.Options{Remote: store, Clock: clock})
 	createTopic(t, b.Addr, "aging", 1, map[string]*string{
 		"remote.storage.enable": strp("true"),
 		"segment.bytes":         strp("4096"),

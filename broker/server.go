@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-broker/strata/broker/clock"
 	"github.com/strata-broker/strata/coord"
 	"github.com/strata-broker/strata/remotestore"
 	"github.com/strata-broker/strata/tiering"
@@ -40,9 +41,9 @@ type Options struct {
 	// Remote is the object store for tiered storage (--remote); nil
 	// disables tiering. The broker does not close it.
 	Remote remotestore.Storage
-	// Now is the clock; nil means time.Now. Tests inject one so timeouts and
-	// retention never need sleeps.
-	Now    func() time.Time
+	// Clock is the broker's time and timers; nil means the wall clock. Tests
+	// inject a clock.Fake so timeouts and retention never need sleeps.
+	Clock  clock.Clock
 	Logger *slog.Logger
 }
 
@@ -51,8 +52,8 @@ func (o *Options) EnsureDefaults() {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:9092"
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -255,7 +256,7 @@ func (b *Broker) closeCoord() error {
 	return nil
 }
 
-func (b *Broker) now() time.Time { return b.opts.Now() }
+func (b *Broker) now() time.Time { return b.opts.Clock.Now() }
 
 // maintenanceLoop drives time-based work that has no request to hang on:
 // flush.ms and segment.ms for partitions that receive no appends.

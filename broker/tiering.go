@@ -34,7 +34,7 @@ func (b *Broker) openTiering() error {
 		Store:      remotestore.WithCounters(b.opts.Remote, counters),
 		ChunkBytes: b.settings.remoteChunkBytes,
 		CacheBytes: b.settings.remoteCacheBytes,
-		Now:        b.opts.Now,
+		Now:        b.opts.Clock.Now,
 		Logger:     b.log,
 		Registerer: b.metrics.reg,
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/clock"
 	"github.com/strata-broker/strata/remotestore"
 	"github.com/strata-broker/strata/testenv"
 )
@@ -122,8 +123,8 @@ func TestRestoreTopicFromTheBucketAlone(t *testing.T) {
 	}
 	var mu sync.Mutex
 	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	a := testenv.StartBroker(t, broker.Options{Remote: store, Now: clock})
+	nowFn := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a := testenv.StartBroker(t, broker.Options{Remote: store, Clock: clock.WithNow(nowFn)})
 	createTopic(t, a.Addr, "precious", 3, map[string]*string{
 		"remote.storage.enable": strp("true"),
 		"segment.bytes":         strp("8192"),

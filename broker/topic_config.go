@@ -238,7 +238,7 @@ func (b *Broker) resolveTopicConfig(overrides map[string]string) *topicConfig {
 		IndexIntervalBytes: int(n("index.interval.bytes")),
 		SegmentIndexBytes:  int(n("segment.index.bytes")),
 		FlushMessages:      n("flush.messages"),
-		Now:                b.opts.Now,
+		Now:                b.opts.Clock.Now,
 		Logger:             b.log,
 	}
 	if flushMs != math.MaxInt64 {
