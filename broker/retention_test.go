@@ -17,7 +17,6 @@ import (
 	"github.com/strata-broker/strata/testenv"
 )
 
-
 func produceN(t *testing.T, addr, topic string, n int, ts time.Time) {
 	t.Helper()
 	cl := newClient(t, addr, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(1024),
