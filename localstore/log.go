@@ -155,6 +155,57 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime bool) (Appen
 //
 // Callers serialise appends; reads may run concurrently.
 func (l *Log) AppendBatches(batches [][]byte, leaderEpoch int32, logAppendTime bool) ([]AppendInfo, error) {
+	return l.appendBatches(batches, appendAsLeader{epoch: leaderEpoch, logAppendTime: logAppendTime})
+}
+
+// AppendAsFollower appends batches copied from the partition's leader,
+// keeping the offsets and partition leader epochs the leader gave them
+// (Kafka's UnifiedLog.appendAsFollower): the first batch must start at the
+// log end offset and each next one where the previous ended. Each new leader
+// epoch seen is recorded in the epoch cache at its batch's base offset, so
+// this replica can answer OffsetForLeaderEpoch as the leader would. The
+// caller has checked each batch (ValidateBatch).
+func (l *Log) AppendAsFollower(batches [][]byte) ([]AppendInfo, error) {
+	return l.appendBatches(batches, appendAsFollower{})
+}
+
+// appendMode is what differs between leader and follower appends.
+type appendMode interface {
+	// stamp assigns (leader) or checks (follower) the batch's offset and
+	// epoch; next is the offset the batch must start at. It returns the
+	// LogAppendTime it stamped, -1 if none.
+	stamp(b []byte, h *BatchHeader, next int64, now time.Time) (int64, error)
+}
+
+type appendAsLeader struct {
+	epoch         int32
+	logAppendTime bool
+}
+
+func (m appendAsLeader) stamp(b []byte, h *BatchHeader, next int64, now time.Time) (int64, error) {
+	SetBaseOffset(b, next)
+	SetPartitionLeaderEpoch(b, m.epoch)
+	h.BaseOffset, h.PartitionLeaderEpoch = next, m.epoch
+	if !m.logAppendTime {
+		return -1, nil
+	}
+	ts := now.UnixMilli()
+	SetLogAppendTime(b, ts)
+	h.BaseTimestamp, h.MaxTimestamp = ts, ts
+	h.Attributes |= attrTimestampType
+	return ts, nil
+}
+
+type appendAsFollower struct{}
+
+func (appendAsFollower) stamp(b []byte, h *BatchHeader, next int64, now time.Time) (int64, error) {
+	if h.BaseOffset != next {
+		return -1, fmt.Errorf("localstore: follower append: %w: batch at offset %d, log end is %d", ErrOffsetOutOfRange, h.BaseOffset, next)
+	}
+	return -1, nil
+}
+
+func (l *Log) appendBatches(batches [][]byte, mode appendMode) ([]AppendInfo, error) {
 	if len(batches) == 0 {
 		return nil, nil
 	}
@@ -186,37 +237,21 @@ func (l *Log) AppendBatches(batches [][]byte, leaderEpoch int32, logAppendTime b
 	}
 	seg := l.active()
 
-	// Epoch first, as Kafka does (the cache must never be behind the data).
-	if leaderEpoch >= 0 && leaderEpoch != l.mu.epochs.latest() {
-		l.mu.Lock()
-		changed := l.mu.epochs.assign(leaderEpoch, seg.next)
-		entries := append([]epochEntry(nil), l.mu.epochs.entries...)
-		l.mu.Unlock()
-		if changed {
-			if err := l.writeEpochCheckpoint(entries); err != nil {
-				return nil, err
-			}
-		}
-	}
-
-	appendTime := int64(-1)
-	if logAppendTime {
-		appendTime = now.UnixMilli()
-	}
 	next := seg.next
 	infos := make([]AppendInfo, len(batches))
 	for i, b := range batches {
-		SetBaseOffset(b, next)
-		SetPartitionLeaderEpoch(b, leaderEpoch)
 		h := &headers[i]
-		h.BaseOffset, h.PartitionLeaderEpoch = next, leaderEpoch
-		if logAppendTime {
-			SetLogAppendTime(b, appendTime)
-			h.BaseTimestamp, h.MaxTimestamp = appendTime, appendTime
-			h.Attributes |= attrTimestampType
+		appendTime, err := mode.stamp(b, h, next, now)
+		if err != nil {
+			return nil, err
 		}
-		infos[i] = AppendInfo{BaseOffset: next, LastOffset: h.LastOffset(), LogAppendTime: appendTime, MaxTimestamp: h.MaxTimestamp}
+		infos[i] = AppendInfo{BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), LogAppendTime: appendTime, MaxTimestamp: h.MaxTimestamp}
 		next = h.LastOffset() + 1
+	}
+
+	// Epochs first, as Kafka does (the cache must never be behind the data).
+	if err := l.assignEpochs(headers); err != nil {
+		return nil, err
 	}
 
 	pos := seg.size
@@ -257,6 +292,32 @@ func (l *Log) AppendBatches(batches [][]byte, leaderEpoch int32, logAppendTime b
 		}
 	}
 	return infos, nil
+}
+
+// assignEpochs records every new partition leader epoch among headers at its
+// batch's base offset and persists the cache once if it changed. Callers
+// hold writeMu.
+func (l *Log) assignEpochs(headers []BatchHeader) error {
+	changed := false
+	latest := l.mu.epochs.latest()
+	for _, h := range headers {
+		if h.PartitionLeaderEpoch < 0 || h.PartitionLeaderEpoch == latest {
+			continue
+		}
+		l.mu.Lock()
+		if l.mu.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
+			changed = true
+		}
+		l.mu.Unlock()
+		latest = h.PartitionLeaderEpoch
+	}
+	if !changed {
+		return nil
+	}
+	l.mu.RLock()
+	entries := append([]epochEntry(nil), l.mu.epochs.entries...)
+	l.mu.RUnlock()
+	return l.writeEpochCheckpoint(entries)
 }
 
 // maybeRollForAppend rolls before an append of total bytes in k batches
