@@ -8,7 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-broker/strata/localstore"
+	"github.com/strata-broker/strata/broker/partition"
 	"github.com/strata-broker/strata/tiering"
 )
 
@@ -48,11 +48,11 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		maxBytes = 1<<31 - 1
 	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
-	var waiter *fetchWaiter
-	var parked []*partition
+	var waiter *partition.Waiter
+	var parked []*partition.Partition
 	defer func() {
 		for _, p := range parked {
-			p.removeWaiter(waiter)
+			p.RemoveWaiter(waiter)
 		}
 	}()
 	for {
@@ -65,9 +65,9 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		// Park on every requested partition, then look once more: an append
 		// between the read above and parking would otherwise be missed.
 		if waiter == nil {
-			waiter = &fetchWaiter{ch: make(chan struct{}, 1)}
+			waiter = partition.NewWaiter()
 			for _, p := range parts {
-				p.addWaiter(waiter)
+				p.AddWaiter(waiter)
 				parked = append(parked, p)
 			}
 			reply.release()
@@ -76,7 +76,7 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		reply.release()
 		timer := time.NewTimer(remaining)
 		select {
-		case <-waiter.ch:
+		case <-waiter.C:
 		case <-timer.C:
 		case <-b.ctx.Done():
 		}
@@ -85,11 +85,11 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 }
 
 // readFetch reads every requested partition once and builds the reply.
-func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, deadline time.Time) (*fetchReply, int, []*partition) {
+func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, deadline time.Time) (*fetchReply, int, []*partition.Partition) {
 	reply := &fetchReply{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	resp := reply.resp
 	total := 0
-	var parts []*partition
+	var parts []*partition.Partition
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
@@ -106,9 +106,9 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, 
 			// librdkafka rejects ("invalid MessageSetSize -1"); Kafka
 			// sends an empty record set.
 			sp.RecordBatches = []byte{}
-			var p *partition
-			if t != nil && rp.Partition >= 0 && int(rp.Partition) < len(t.partitions) {
-				p = t.partitions[rp.Partition]
+			var p *partition.Partition
+			if t != nil {
+				p = t.partition(rp.Partition)
 			}
 			if p == nil {
 				if version >= 13 && t == nil {
@@ -121,9 +121,9 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, 
 				continue
 			}
 			parts = append(parts, p)
-			hw := p.highWatermark()
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.logStartOffset()
-			if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.leaderEpoch.Load()); ec != nil {
+			hw := p.HighWatermark()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.LogStartOffset()
+			if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch()); ec != nil {
 				sp.ErrorCode = ec.Code
 				reply.hasError = true
 				st.Partitions = append(st.Partitions, sp)
@@ -135,9 +135,9 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, 
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			if tp := p.tier.Load(); isRemoteOffset(p, tp, rp.FetchOffset) {
+			if p.IsRemoteOffset(rp.FetchOffset) {
 				// Below the local log start: served from the bucket.
-				data, err := b.readRemote(deadline, tp, rp.FetchOffset, max(budget, 1))
+				data, err := b.readRemote(deadline, p, rp.FetchOffset, max(budget, 1))
 				switch {
 				case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 					// Nothing in time; the client asks again.
@@ -145,7 +145,7 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, 
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code
 					reply.hasError = true
 				case err != nil:
-					b.log.Error("remote fetch failed", "topic", p.topic, "partition", p.index, "offset", rp.FetchOffset, "err", err)
+					b.log.Error("remote fetch failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
 					sp.ErrorCode = kerr.KafkaStorageError.Code
 					reply.hasError = true
 				default:
@@ -156,13 +156,13 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, 
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			sl, err := p.log.Read(rp.FetchOffset, max(budget, 0), hw, minOne)
+			sl, err := p.ReadLocal(rp.FetchOffset, budget, minOne)
 			switch {
-			case errors.Is(err, localstore.ErrOffsetOutOfRange):
+			case errors.Is(err, partition.ErrOffsetOutOfRange):
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 				reply.hasError = true
 			case err != nil:
-				b.log.Error("fetch read failed", "topic", p.topic, "partition", p.index, "offset", rp.FetchOffset, "err", err)
+				b.log.Error("fetch read failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
 				sp.ErrorCode = kerr.KafkaStorageError.Code
 				reply.hasError = true
 			case sl.Size > 0:

@@ -21,7 +21,7 @@ func handleMetadata(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	brokers, _ := b.coord.Brokers(b.ctx)
+	brokers := b.topics.liveBrokers()
 	for _, br := range brokers {
 		rb := kmsg.NewMetadataResponseBroker()
 		rb.NodeID, rb.Host, rb.Port = br.NodeID, br.Host, br.Port

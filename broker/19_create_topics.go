@@ -40,7 +40,7 @@ func handleCreateTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
-	brokers, _ := b.coord.Brokers(b.ctx)
+	brokers := b.topics.liveBrokers()
 	seen := map[string]int{}
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
@@ -88,7 +88,7 @@ func handleCreateTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 			case b.tier == nil:
 				fail(kerr.InvalidConfig, "this broker has no remote storage (--remote) to restore %q from", rt.Topic)
 			case req.ValidateOnly:
-				if _, err := b.loadRemoteTopicConfig(b.ctx, rt.Topic); err != nil {
+				if _, err := b.tier.GetTopicConfig(b.ctx, rt.Topic); err != nil {
 					fail(kerr.InvalidRequest, "cannot restore %q: %v", rt.Topic, err)
 				}
 			default:
@@ -98,7 +98,7 @@ func handleCreateTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 					fail(kerr.InvalidRequest, "cannot restore %q: %v", rt.Topic, err)
 					break
 				}
-				fillCreatedTopic(b, &st, t, int32(len(t.partitions)), 1, t.meta.Configs)
+				fillCreatedTopic(b, &st, t, t.count(), 1, t.meta.Configs)
 			}
 		case partitions <= 0:
 			fail(kerr.InvalidPartitions, "number of partitions must be larger than 0, got %d", partitions)

@@ -3,6 +3,8 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/retention"
 )
 
 // DeleteRecords, versions 0–2.
@@ -30,7 +32,7 @@ func handleDeleteRecords(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) 
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			hw := p.highWatermark()
+			hw := p.HighWatermark()
 			off := rp.Offset
 			if off == -1 {
 				off = hw
@@ -40,12 +42,12 @@ func handleDeleteRecords(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) 
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			default:
 				// Reaches into the bucket for tiered partitions: the remote
-				// log start moves first (see deleteBefore).
-				if err := b.deleteBefore(b.ctx, p, p.tier.Load(), off); err != nil {
+				// log start moves first (retention.Delete).
+				if err := retention.Delete(b.ctx, p, remoteOf(p), off); err != nil {
 					b.log.Error("delete records failed", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 					sp.ErrorCode = kerr.KafkaStorageError.Code
 				} else {
-					sp.LowWatermark = max(p.logStartOffset(), off)
+					sp.LowWatermark = max(p.LogStartOffset(), off)
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)

@@ -28,11 +28,11 @@ func handleOffsetForLeaderEpoch(c *conn, h *reqHeader, kreq kmsg.Request) (any, 
 			case p == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.leaderEpoch.Load()); ec != nil {
+				if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch()); ec != nil {
 					sp.ErrorCode = ec.Code
 					break
 				}
-				sp.LeaderEpoch, sp.EndOffset = p.log.EndOffsetForEpoch(rp.LeaderEpoch)
+				sp.LeaderEpoch, sp.EndOffset = p.EndOffsetForEpoch(rp.LeaderEpoch)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -51,17 +51,17 @@ func handleDescribeLogDirs(c *conn, h *reqHeader, kreq kmsg.Request) (any, error
 		lt.Topic = t.meta.Name
 		rt := lt
 		rt.Partitions = nil
-		for _, p := range t.partitions {
-			if !wanted(p.topic, p.index) {
+		for _, p := range t.hosted() {
+			if !wanted(p.Topic, p.Index) {
 				continue
 			}
 			lp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
-			lp.Partition, lp.Size = p.index, p.log.Size()
+			lp.Partition, lp.Size = p.Index, p.Size()
 			lt.Partitions = append(lt.Partitions, lp)
-			if tp := p.tier.Load(); tp != nil {
+			if tp := p.Tier(); tp != nil {
 				remoteBytes, lagBytes := tierStats(p, tp)
 				rp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
-				rp.Partition, rp.Size, rp.OffsetLag = p.index, remoteBytes, lagBytes
+				rp.Partition, rp.Size, rp.OffsetLag = p.Index, remoteBytes, lagBytes
 				rt.Partitions = append(rt.Partitions, rp)
 				if tp.LastError() != nil {
 					remote.ErrorCode = kerr.KafkaStorageError.Code

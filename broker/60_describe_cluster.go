@@ -15,7 +15,7 @@ func handleDescribeCluster(c *conn, h *reqHeader, kreq kmsg.Request) (any, error
 	resp.ControllerID, _ = b.coord.Controller()
 	resp.EndpointType = 1
 	resp.ClusterAuthorizedOperations = -2147483648
-	brokers, _ := b.coord.Brokers(b.ctx)
+	brokers := b.topics.liveBrokers()
 	for _, br := range brokers {
 		rb := kmsg.NewDescribeClusterResponseBroker()
 		rb.NodeID, rb.Host, rb.Port = br.NodeID, br.Host, br.Port

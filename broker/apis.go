@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -19,7 +21,13 @@ type apiInfo struct {
 // apis is filled by each NN_name.go file's init, one line per API key.
 var apis = map[int16]apiInfo{}
 
+// register adds an API key's handler. Registering a key twice is a
+// programming error that would silently drop a handler, so it panics at
+// start, as kfake does.
 func register(key kmsg.Key, min, max int16, h handler) {
+	if _, dup := apis[key.Int16()]; dup {
+		panic(fmt.Sprintf("broker: API key %d (%s) registered twice", key.Int16(), kmsg.NameForKey(key.Int16())))
+	}
 	apis[key.Int16()] = apiInfo{min: min, max: max, handle: h}
 }
 

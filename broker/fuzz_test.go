@@ -10,7 +10,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-broker/strata/localstore"
 )
 
 // seedFrames are well-formed requests of several kinds, so the fuzzer starts
@@ -111,30 +110,5 @@ func FuzzRequestFrame(f *testing.F) {
 		}
 		server.Close()
 		client.Close()
-	})
-}
-
-// FuzzRecordValidation runs the produce-side record checks (decompression and
-// the record walk) on arbitrary batch bodies.
-func FuzzRecordValidation(f *testing.F) {
-	rec := kmsg.NewRecord()
-	rec.Key, rec.Value = []byte("k"), []byte("value")
-	rec.Headers = []kmsg.Header{{Key: "h", Value: []byte("v")}}
-	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
-	body := rec.AppendTo(nil)
-	f.Add(int8(0), int32(1), body)
-	f.Add(int8(3), int32(1), []byte{0x04, 0x22, 0x4d, 0x18, 0x64, 0x40, 0xa7})
-	f.Add(int8(1), int32(2), []byte{0x1f, 0x8b, 8, 0})
-	f.Add(int8(2), int32(1), append([]byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1}, 0, 0, 0, 5, 1, 2, 3))
-	f.Fuzz(func(t *testing.T, codec int8, n int32, data []byte) {
-		h := localstore.BatchHeader{NumRecords: n, LastOffsetDelta: n - 1}
-		plain, err := decompress(codec&7, data)
-		if err != nil {
-			return
-		}
-		st, err := walkRecords(plain, h)
-		if err == nil && st.count != n {
-			t.Fatalf("walk accepted %d records, header says %d", st.count, n)
-		}
 	})
 }

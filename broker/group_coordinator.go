@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/strata-broker/strata/localstore"
+	"github.com/strata-broker/strata/broker/partition"
 )
 
 // The group coordinator (Kafka's classic GroupCoordinator). Files:
@@ -79,19 +79,17 @@ func (gc *groupCoordinator) start() {
 	t := gc.b.topics.get(offsetsTopicName)
 	if t != nil {
 		gc.mu.Lock()
-		for i := range t.partitions {
-			gc.mu.loading[int32(i)] = true
+		for i := int32(0); i < t.count(); i++ {
+			gc.mu.loading[i] = true
 		}
 		gc.mu.Unlock()
 	}
-	gc.b.wg.Add(1)
-	go func() {
-		defer gc.b.wg.Done()
+	gc.b.goBackground(func() {
 		if t != nil {
 			gc.loadAll(t)
 		}
 		gc.expiryLoop()
-	}()
+	})
 }
 
 // close stops every group's timers; waiting JoinGroup/SyncGroup handlers end
@@ -179,7 +177,7 @@ func (gc *groupCoordinator) lookup(groupID string, create bool) (*group, *kerr.E
 	if kerrv != nil {
 		return nil, kerrv
 	}
-	part := groupPartition(groupID, int32(len(t.partitions)))
+	part := groupPartition(groupID, t.count())
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	if gc.mu.closed {
@@ -252,25 +250,21 @@ var errCoordinatorClosed = errors.New("group coordinator is closing")
 // appendGroupRecords writes records to a __consumer_offsets partition through
 // its log, as producePartition does for clients (clients cannot produce to
 // the internal topic).
-func (gc *groupCoordinator) appendGroupRecords(partition int32, recs []groupRecord) error {
+func (gc *groupCoordinator) appendGroupRecords(part int32, recs []groupRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	_, p := gc.b.topics.partition(offsetsTopicName, partition)
+	_, p := gc.b.topics.partition(offsetsTopicName, part)
 	if p == nil {
 		return errCoordinatorClosed
 	}
 	batch := buildGroupBatch(recs, gc.b.now().UnixMilli())
-	p.appendMu.Lock()
-	_, err := p.log.Append(batch, p.leaderEpoch.Load(), false)
-	p.appendMu.Unlock()
-	if err != nil {
-		if errors.Is(err, localstore.ErrClosed) {
+	if _, err := p.AppendInternal(gc.b.ctx, batch); err != nil {
+		if errors.Is(err, partition.ErrClosed) {
 			return errCoordinatorClosed
 		}
 		return err
 	}
-	p.wake()
 	return nil
 }
 

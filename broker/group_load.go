@@ -3,6 +3,8 @@ package broker
 import (
 	"time"
 
+	"github.com/strata-broker/strata/broker/partition"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -88,14 +90,14 @@ func (gc *groupCoordinator) loadAll(t *topic) {
 
 // replayPartition reads one partition's log up to the end it has now
 // (nothing else appends while the partition is loading).
-func (gc *groupCoordinator) replayPartition(p *partition) *groupReplay {
+func (gc *groupCoordinator) replayPartition(p *partition.Partition) *groupReplay {
 	r := newGroupReplay()
-	end := p.log.LogEndOffset()
-	off := p.log.LogStartOffset()
+	end := p.HighWatermark()
+	off := p.LocalLogStartOffset()
 	for off < end && gc.b.ctx.Err() == nil {
-		b, err := p.log.ReadBytes(off, 4<<20, end)
+		b, err := p.ReadCommitted(off, 4<<20)
 		if err != nil {
-			gc.b.log.Error("cannot read __consumer_offsets", "partition", p.index, "offset", off, "err", err)
+			gc.b.log.Error("cannot read __consumer_offsets", "partition", p.Index, "offset", off, "err", err)
 			break
 		}
 		if len(b) == 0 {
@@ -103,7 +105,7 @@ func (gc *groupCoordinator) replayPartition(p *partition) *groupReplay {
 		}
 		next, err := r.replay(b)
 		if err != nil {
-			gc.b.log.Warn("skipping undecodable __consumer_offsets records", "partition", p.index, "offset", off, "err", err)
+			gc.b.log.Warn("skipping undecodable __consumer_offsets records", "partition", p.Index, "offset", off, "err", err)
 		}
 		if next <= off {
 			break

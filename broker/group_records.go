@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -106,7 +105,7 @@ func buildGroupBatch(recs []groupRecord, nowMs int64) []byte {
 	}
 	rb.Length = int32(localstore.BatchHeaderSize - 12 + len(body))
 	b := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[batchAttributesPos:], castagnoli))
+	localstore.SetCRC(b)
 	return b
 }
 
@@ -207,7 +206,7 @@ func walkGroupBatches(b []byte, fn func(key, value []byte)) (next int64, err err
 }
 
 func walkBatchRecords(h localstore.BatchHeader, batch []byte, fn func(key, value []byte)) error {
-	body, err := decompress(h.Compression(), batch[batchRecordsPos:])
+	body, err := localstore.DecompressRecords(nil, h.Compression(), localstore.RecordsSection(batch))
 	if err != nil {
 		return fmt.Errorf("%w: batch at %d: %v", errBadGroupRecord, h.BaseOffset, err)
 	}

@@ -24,22 +24,18 @@ import (
 // cleaner sleeps when no log needs cleaning.
 const logCleanerInterval = 15 * time.Second
 
-// startLogCleaner runs the cleaner loop until the broker closes.
-func (b *Broker) startLogCleaner() {
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		t := time.NewTicker(logCleanerInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-b.ctx.Done():
-				return
-			case <-t.C:
-				_ = b.CleanLogs(b.ctx)
-			}
+// logCleanerLoop runs the cleaner until the broker closes.
+func (b *Broker) logCleanerLoop() {
+	t := time.NewTicker(logCleanerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+			_ = b.CleanLogs(b.ctx)
 		}
-	}()
+	}
 }
 
 // CleanLogs runs one cleaner pass now over every compacted partition (the
@@ -49,25 +45,25 @@ func (b *Broker) startLogCleaner() {
 func (b *Broker) CleanLogs(ctx context.Context) error {
 	var errs []error
 	for _, t := range b.topics.all() {
-		for _, p := range t.partitions {
+		tc := t.cfg
+		if tc == nil || !tc.compact {
+			continue
+		}
+		for _, p := range t.hosted() {
 			if ctx.Err() != nil {
 				return errors.Join(append(errs, ctx.Err())...)
 			}
-			tc := p.cfg.Load()
-			if tc == nil || !tc.compact {
-				continue
-			}
-			res, err := p.log.Clean(ctx, cleanerConfigFor(tc), p.highWatermark())
+			res, err := p.Clean(ctx, cleanerConfigFor(tc))
 			switch {
 			case errors.Is(err, localstore.ErrClosed):
 				// Deleted or closing meanwhile.
 			case err != nil && ctx.Err() != nil:
 				return errors.Join(append(errs, ctx.Err())...)
 			case err != nil:
-				b.log.Error("log cleaner failed", "topic", p.topic, "partition", p.index, "err", err)
+				b.log.Error("log cleaner failed", "topic", p.Topic, "partition", p.Index, "err", err)
 				errs = append(errs, err)
 			case res.Cleaned:
-				b.log.Info("log cleaner pass", "topic", p.topic, "partition", p.index, "reason", res.Plan.Reason,
+				b.log.Info("log cleaner pass", "topic", p.Topic, "partition", p.Index, "reason", res.Plan.Reason,
 					"cleaned_up_to", res.CleanedUpTo, "bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter,
 					"records_removed", res.RecordsRemoved, "tombstones_removed", res.TombstonesRemoved)
 			}

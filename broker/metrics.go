@@ -98,25 +98,23 @@ func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, t := range c.b.topics.all() {
-		for _, p := range t.partitions {
-			lv := []string{p.topic, strconv.Itoa(int(p.index))}
-			ch <- prometheus.MustNewConstMetric(c.start, prometheus.GaugeValue, float64(p.logStartOffset()), lv...)
-			ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(p.log.LogEndOffset()), lv...)
-			ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.log.Size()), lv...)
-			ch <- prometheus.MustNewConstMetric(c.segment, prometheus.GaugeValue, float64(len(p.log.Segments())), lv...)
-			if ms := p.lastRetentionMs.Load(); ms > 0 {
-				ch <- prometheus.MustNewConstMetric(c.lastRetention, prometheus.GaugeValue, float64(ms)/1000, lv...)
-			}
-			if tp := p.tier.Load(); tp != nil {
-				remote, lag := tierStats(p, tp)
-				ch <- prometheus.MustNewConstMetric(c.remoteBytes, prometheus.GaugeValue, float64(remote), lv...)
-				ch <- prometheus.MustNewConstMetric(c.copyLag, prometheus.GaugeValue, float64(lag), lv...)
-				segs, bytes, swept := tp.DeletionTotals()
-				ch <- prometheus.MustNewConstMetric(c.remoteDeletedSegs, prometheus.CounterValue, float64(segs), lv...)
-				ch <- prometheus.MustNewConstMetric(c.remoteDeletedBytes, prometheus.CounterValue, float64(bytes), lv...)
-				ch <- prometheus.MustNewConstMetric(c.orphansSwept, prometheus.CounterValue, float64(swept), lv...)
-			}
+	for _, p := range c.b.topics.allPartitions() {
+		lv := []string{p.Topic, strconv.Itoa(int(p.Index))}
+		ch <- prometheus.MustNewConstMetric(c.start, prometheus.GaugeValue, float64(p.LogStartOffset()), lv...)
+		ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(p.LogEndOffset()), lv...)
+		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.Size()), lv...)
+		ch <- prometheus.MustNewConstMetric(c.segment, prometheus.GaugeValue, float64(len(p.Segments())), lv...)
+		if ms := p.LastRetention(); ms > 0 {
+			ch <- prometheus.MustNewConstMetric(c.lastRetention, prometheus.GaugeValue, float64(ms)/1000, lv...)
+		}
+		if tp := p.Tier(); tp != nil {
+			remote, lag := tierStats(p, tp)
+			ch <- prometheus.MustNewConstMetric(c.remoteBytes, prometheus.GaugeValue, float64(remote), lv...)
+			ch <- prometheus.MustNewConstMetric(c.copyLag, prometheus.GaugeValue, float64(lag), lv...)
+			segs, bytes, swept := tp.DeletionTotals()
+			ch <- prometheus.MustNewConstMetric(c.remoteDeletedSegs, prometheus.CounterValue, float64(segs), lv...)
+			ch <- prometheus.MustNewConstMetric(c.remoteDeletedBytes, prometheus.CounterValue, float64(bytes), lv...)
+			ch <- prometheus.MustNewConstMetric(c.orphansSwept, prometheus.CounterValue, float64(swept), lv...)
 		}
 	}
 }

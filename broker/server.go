@@ -100,7 +100,14 @@ type Broker struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // every goroutine started by goBackground
+
+	// lifeMu orders goBackground against Close: once closing is set no
+	// goroutine starts, so wg.Wait in Close never races a wg.Add.
+	lifeMu   sync.Mutex
+	closing  bool
+	closed   chan struct{} // closed when the first Close has finished
+	closeErr error
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
@@ -112,8 +119,9 @@ type Broker struct {
 }
 
 // New opens the logs in opts.DataDir and binds the listener, but does not
-// accept connections until Serve.
-func New(opts Options) (*Broker, error) {
+// accept connections until Serve. On any error everything it opened so far
+// is closed again.
+func New(opts Options) (_ *Broker, err error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -131,29 +139,42 @@ func New(opts Options) (*Broker, error) {
 		metrics:  newMetrics(),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	// undo runs, newest first, when a later step fails.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			b.cancel()
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
 	if b.coord == nil {
 		c, err := coord.OpenEmbedded(opts.DataDir, opts.NodeID)
 		if err != nil {
 			return nil, err
 		}
 		b.coord, b.ownCoord = c, true
+		undo = append(undo, func() { b.closeCoord() })
 	}
 	b.pids = newProducerIDs(b.coord)
 	if err := b.openTiering(); err != nil {
-		b.closeCoord()
 		return nil, err
+	}
+	if b.tier != nil {
+		undo = append(undo, b.tier.Close)
 	}
 	b.topics = newTopicRegistry(b)
 	if err := b.topics.load(b.ctx); err != nil {
-		b.closeCoord()
+		b.topics.closeAll()
 		return nil, err
 	}
+	undo = append(undo, func() { b.topics.closeAll() })
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
-		b.topics.closeAll()
-		b.closeCoord()
 		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
+	undo = append(undo, func() { ln.Close() })
 	b.ln = ln
 	adv := opts.Advertise
 	if adv == "" {
@@ -162,7 +183,6 @@ func New(opts Options) (*Broker, error) {
 	host, portStr, _ := net.SplitHostPort(adv)
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("advertise port %q: %v", portStr, err)
 	}
 	if adv == ln.Addr().String() || port == 0 {
@@ -171,9 +191,9 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.host, b.port = host, int32(port)
 	if _, err := b.coord.RegisterBroker(b.ctx, coord.BrokerInfo{NodeID: opts.NodeID, Host: b.host, Port: b.port}); err != nil {
-		ln.Close()
 		return nil, err
 	}
+	b.topics.refreshBrokers()
 	b.groups = newGroupCoordinator(b)
 	b.groups.start()
 	return b, nil
@@ -182,18 +202,35 @@ func New(opts Options) (*Broker, error) {
 // Addr is the address the listener is bound to.
 func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
 
-// Serve accepts connections until Close. It also runs the background
-// maintenance loop (flush.ms, segment.ms rolls of idle partitions).
-func (b *Broker) Serve() error {
-	b.wg.Add(1)
-	go b.maintenanceLoop()
-	if b.tier != nil {
-		b.wg.Add(1)
-		go b.every(time.Duration(b.settings.remoteTaskIntervalMs)*time.Millisecond, b.TieringPass)
+// goBackground runs fn on a goroutine that Close waits for, unless Close has
+// begun, in which case it does not start fn and returns false. Every
+// goroutine the broker starts goes through it: a WaitGroup must not gain
+// members while Close waits on it (the panic of issue 10).
+func (b *Broker) goBackground(fn func()) bool {
+	b.lifeMu.Lock()
+	defer b.lifeMu.Unlock()
+	if b.closing {
+		return false
 	}
-	b.startLogCleaner()
 	b.wg.Add(1)
-	go b.every(time.Duration(b.settings.retentionCheckMs)*time.Millisecond, b.RetentionPass)
+	go func() {
+		defer b.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// Serve accepts connections until Close. It also runs the background
+// loops: maintenance (flush.ms, segment.ms rolls of idle partitions),
+// tiering, retention and the log cleaner. Serve after Close returns nil at
+// once.
+func (b *Broker) Serve() error {
+	b.goBackground(b.maintenanceLoop)
+	if b.tier != nil {
+		b.goBackground(func() { b.every(time.Duration(b.settings.remoteTaskIntervalMs)*time.Millisecond, b.TieringPass) })
+	}
+	b.goBackground(b.logCleanerLoop)
+	b.goBackground(func() { b.every(time.Duration(b.settings.retentionCheckMs)*time.Millisecond, b.RetentionPass) })
 	for {
 		nc, err := b.ln.Accept()
 		if err != nil {
@@ -209,27 +246,40 @@ func (b *Broker) Serve() error {
 		}
 		c := newConn(b, nc)
 		b.connsMu.Lock()
-		if b.ctx.Err() != nil {
-			b.connsMu.Unlock()
-			nc.Close()
-			return nil
-		}
 		b.conns[c] = struct{}{}
 		b.connsMu.Unlock()
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
+		started := b.goBackground(func() {
 			c.serve()
 			b.connsMu.Lock()
 			delete(b.conns, c)
 			b.connsMu.Unlock()
-		}()
+		})
+		if !started {
+			b.connsMu.Lock()
+			delete(b.conns, c)
+			b.connsMu.Unlock()
+			nc.Close()
+			return nil
+		}
 	}
 }
 
-// Close stops accepting, closes connections, waits for in-flight requests,
-// then closes every log cleanly (so the next start does no recovery scan).
+// Close stops accepting, closes connections, waits for in-flight requests
+// and background loops, then closes every log cleanly (so the next start
+// does no recovery scan). It is safe at any moment — before, during or after
+// Serve — and more than once.
 func (b *Broker) Close() error {
+	b.lifeMu.Lock()
+	if b.closing {
+		b.lifeMu.Unlock()
+		<-b.closed
+		return b.closeErr
+	}
+	b.closing = true
+	b.closed = make(chan struct{})
+	b.lifeMu.Unlock()
+	defer close(b.closed)
+
 	b.cancel()
 	b.groups.close()
 	b.ln.Close()
@@ -246,6 +296,7 @@ func (b *Broker) Close() error {
 	if cerr := b.closeCoord(); err == nil {
 		err = cerr
 	}
+	b.closeErr = err
 	return err
 }
 
@@ -261,7 +312,6 @@ func (b *Broker) now() time.Time { return b.opts.Clock.Now() }
 // maintenanceLoop drives time-based work that has no request to hang on:
 // flush.ms and segment.ms for partitions that receive no appends.
 func (b *Broker) maintenanceLoop() {
-	defer b.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

@@ -1,15 +1,12 @@
 package broker
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/strata-broker/strata/localstore"
+	"github.com/strata-broker/strata/broker/partition"
 	"github.com/strata-broker/strata/remotestore"
 	"github.com/strata-broker/strata/retention"
 	"github.com/strata-broker/strata/tiering"
@@ -57,21 +54,23 @@ func (b *Broker) attachTiering(t *topic) {
 		b.detachTiering(t)
 		return
 	}
-	for _, p := range t.partitions {
-		if p.tier.Load() != nil {
+	for _, p := range t.hosted() {
+		if p.Tier() != nil {
 			continue
 		}
-		tp := b.tier.Partition(p.topic, p.index, p.log)
-		tp.SetLeaderEpoch(p.leaderEpoch.Load())
+		tp := b.tier.Partition(p.Topic, p.Index, p.Store())
 		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 		if err := tp.Load(ctx); err != nil {
 			// The copier loads it again on its next pass.
-			b.log.Warn("tiering: cannot load the remote manifest yet", "topic", p.topic, "partition", p.index, "err", err)
+			b.log.Warn("tiering: cannot load the remote manifest yet", "topic", p.Topic, "partition", p.Index, "err", err)
 		}
 		cancel()
-		p.tier.Store(tp)
+		p.SetTier(tp)
 	}
-	if err := b.storeTopicConfig(t); err != nil {
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	tc := tiering.TopicConfig{Name: t.meta.Name, ID: fmt.Sprintf("%x", t.meta.ID), Partitions: len(t.meta.Partitions), Configs: t.meta.Configs}
+	if err := b.tier.PutTopicConfig(ctx, tc); err != nil {
 		b.log.Warn("tiering: cannot store the topic config in the bucket", "topic", t.meta.Name, "err", err)
 	}
 }
@@ -80,43 +79,29 @@ func (b *Broker) attachTiering(t *topic) {
 // allowed only with remote.log.delete.on.disable=true): the remote data is
 // deleted and the partitions serve local data only.
 func (b *Broker) detachTiering(t *topic) {
-	for _, p := range t.partitions {
-		tp := p.tier.Load()
+	detached := false
+	for _, p := range t.hosted() {
+		tp := p.Tier()
 		if tp == nil {
 			continue
 		}
+		detached = true
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
 		if err := tp.DeleteAll(ctx); err != nil {
-			b.log.Error("tiering: deleting remote data after disabling failed; the sweeper will not find it, delete it by hand", "topic", p.topic, "partition", p.index, "err", err)
+			b.log.Error("tiering: deleting remote data after disabling failed; the sweeper will not find it, delete it by hand", "topic", p.Topic, "partition", p.Index, "err", err)
 		}
 		cancel()
-		p.tier.Store(nil)
-		b.log.Info("tiering disabled; remote data deleted", "topic", p.topic, "partition", p.index)
+		p.SetTier(nil)
+		b.log.Info("tiering disabled; remote data deleted", "topic", p.Topic, "partition", p.Index)
+	}
+	if !detached {
+		return
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	b.tier.Store().Delete(ctx, topicConfigKey(t.meta.Name))
-}
-
-// remoteTopicConfig is <topic>/topic.json in the bucket.
-type remoteTopicConfig struct {
-	Name       string            `json:"name"`
-	ID         string            `json:"id"`
-	Partitions int               `json:"partitions"`
-	Configs    map[string]string `json:"configs"`
-}
-
-func topicConfigKey(topic string) string { return topic + "/topic.json" }
-
-func (b *Broker) storeTopicConfig(t *topic) error {
-	doc := remoteTopicConfig{Name: t.meta.Name, ID: fmt.Sprintf("%x", t.meta.ID), Partitions: len(t.meta.Partitions), Configs: t.meta.Configs}
-	raw, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return err
+	if err := b.tier.DeleteTopicConfig(ctx, t.meta.Name); err != nil {
+		b.log.Warn("tiering: cannot delete the topic config in the bucket", "topic", t.meta.Name, "err", err)
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	return b.tier.Store().Put(ctx, topicConfigKey(t.meta.Name), bytes.NewReader(raw), int64(len(raw)))
 }
 
 // The sweeper removes unreferenced objects at most hourly, and only objects
@@ -130,70 +115,46 @@ const (
 // partition. The loop calls it on a timer; tests call it directly.
 func (b *Broker) TieringPass(ctx context.Context) {
 	for _, t := range b.topics.all() {
-		for _, p := range t.partitions {
-			tp := p.tier.Load()
+		cfg := t.cfg
+		for _, p := range t.hosted() {
+			tp := p.Tier()
 			if tp == nil {
 				continue
 			}
-			cfg := p.cfg.Load()
 			// A quiet partition still tiers: its active segment is sealed
 			// once segment.ms has passed, then copied.
-			p.appendMu.Lock()
-			_, err := p.log.MaybeRoll()
-			p.appendMu.Unlock()
-			if err != nil {
-				b.log.Error("roll failed", "topic", p.topic, "partition", p.index, "err", err)
+			if _, err := p.MaybeRoll(); err != nil {
+				b.log.Error("roll failed", "topic", p.Topic, "partition", p.Index, "err", err)
 			}
 			if cfg.remoteStorage && !cfg.remoteCopyDisabled {
 				if _, err := tp.CopyOnce(ctx); err != nil && ctx.Err() == nil {
-					b.log.Warn("tiering: copy failed; will retry", "topic", p.topic, "partition", p.index, "err", err)
+					b.log.Warn("tiering: copy failed; will retry", "topic", p.Topic, "partition", p.Index, "err", err)
 				}
 			}
 			if !cfg.remoteCopyDisabled {
 				// With copying disabled (KIP-950) local data expires by
-				// retention.* only (RetentionPass), as in Kafka 3.9.
-				b.applyLocalRetention(p, tp, cfg)
+				// retention.* only (RetentionPass), as in Kafka 3.9. Local
+				// segments go only once their copy is in the manifest,
+				// which CopyOnce committed before.
+				lim := retention.EffectiveLocal(cfg.localRetentionMs, cfg.localRetentionByte, cfg.retentionMs, cfg.retentionBytes)
+				cut, moved, err := retention.ApplyLocal(p, tp, lim, b.now())
+				switch {
+				case err != nil:
+					b.log.Error("tiering: local retention failed", "topic", p.Topic, "partition", p.Index, "err", err)
+				case moved:
+					b.log.Info("tiering: local segments deleted after copy", "topic", p.Topic, "partition", p.Index, "local_start_offset", cut)
+				}
 			}
 			if _, err := tp.MaybeSweep(ctx, sweepEvery, sweepGrace); err != nil && ctx.Err() == nil {
-				b.log.Warn("tiering: sweep failed", "topic", p.topic, "partition", p.index, "err", err)
+				b.log.Warn("tiering: sweep failed", "topic", p.Topic, "partition", p.Index, "err", err)
 			}
 		}
 	}
 }
 
-// applyLocalRetention deletes local segments that are safely in the bucket
-// and past local.retention.ms / local.retention.bytes. The manifest entry is
-// durable before this runs (CopyOnce committed it), so the local copy is
-// never the last one.
-func (b *Broker) applyLocalRetention(p *partition, tp *tiering.Partition, cfg *topicConfig) {
-	remoteEnd := tp.Manifest().EndOffset()
-	if remoteEnd < 0 {
-		return
-	}
-	lim := retention.EffectiveLocal(cfg.localRetentionMs, cfg.localRetentionByte, cfg.retentionMs, cfg.retentionBytes)
-	segs := p.log.Segments()
-	rs := make([]retention.Segment, len(segs))
-	for i, s := range segs {
-		rs[i] = retention.Segment{BaseOffset: s.BaseOffset, NextOffset: s.NextOffset, Size: s.Size,
-			MaxTimestamp: s.MaxTimestamp, AppendedAt: s.LastModified, Sealed: s.Sealed}
-	}
-	cut := retention.LocalCutoff(rs, lim, remoteEnd, b.now())
-	if len(segs) == 0 || cut <= p.log.LogStartOffset() {
-		return
-	}
-	p.appendMu.Lock()
-	_, err := p.log.DeleteRecordsBefore(cut)
-	p.appendMu.Unlock()
-	if err != nil {
-		b.log.Error("tiering: local retention failed", "topic", p.topic, "partition", p.index, "err", err)
-		return
-	}
-	b.log.Info("tiering: local segments deleted after copy", "topic", p.topic, "partition", p.index, "local_start_offset", cut)
-}
-
 // readRemote serves a fetch below the local log start from the bucket, on the
 // bounded pool of remote readers, within the fetch's deadline.
-func (b *Broker) readRemote(deadline time.Time, tp *tiering.Partition, offset int64, maxBytes int) ([]byte, error) {
+func (b *Broker) readRemote(deadline time.Time, p *partition.Partition, offset int64, maxBytes int) ([]byte, error) {
 	ctx, cancel := context.WithDeadline(b.ctx, deadline)
 	defer cancel()
 	select {
@@ -202,7 +163,7 @@ func (b *Broker) readRemote(deadline time.Time, tp *tiering.Partition, offset in
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return tp.Read(ctx, offset, maxBytes)
+	return p.ReadRemote(ctx, offset, maxBytes)
 }
 
 // remoteStatusConfig is a read-only broker config reporting whether copies to
@@ -215,11 +176,9 @@ func (b *Broker) remoteStatus() string {
 		return "disabled"
 	}
 	var errs []string
-	for _, t := range b.topics.all() {
-		for _, p := range t.partitions {
-			if tp := p.tier.Load(); tp != nil && tp.LastError() != nil {
-				errs = append(errs, fmt.Sprintf("%s-%d: %v", p.topic, p.index, tp.LastError()))
-			}
+	for _, p := range b.topics.allPartitions() {
+		if tp := p.Tier(); tp != nil && tp.LastError() != nil {
+			errs = append(errs, fmt.Sprintf("%s-%d: %v", p.Topic, p.Index, tp.LastError()))
 		}
 	}
 	if len(errs) == 0 {
@@ -233,25 +192,16 @@ func (b *Broker) remoteStatus() string {
 
 // tierStats returns a tiered partition's bytes in the bucket and its copy lag:
 // local bytes at or above the remote end, not yet copied.
-func tierStats(p *partition, tp *tiering.Partition) (remoteBytes, lagBytes int64) {
+func tierStats(p *partition.Partition, tp *tiering.Partition) (remoteBytes, lagBytes int64) {
 	m := tp.Manifest()
 	for _, s := range m.Readable() {
 		remoteBytes += s.Size
 	}
 	end := m.EndOffset()
-	for _, s := range p.log.Segments() {
+	for _, s := range p.Segments() {
 		if s.NextOffset > end {
 			lagBytes += s.Size
 		}
 	}
 	return remoteBytes, lagBytes
 }
-
-// isRemoteOffset reports whether offset is below the local log but within the
-// remote one.
-func isRemoteOffset(p *partition, tp *tiering.Partition, offset int64) bool {
-	return tp != nil && offset < p.log.LogStartOffset() && offset >= p.logStartOffset()
-}
-
-var _ = errors.Is
-var _ = localstore.ErrOffsetOutOfRange

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-broker/strata/broker/partition"
 	"github.com/strata-broker/strata/localstore"
 )
 
@@ -185,7 +186,8 @@ type topicConfig struct {
 	retentionBytes     int64
 	localRetentionMs   int64
 	localRetentionByte int64
-	store              localstore.Config
+	// part is what each of the topic's partitions is configured with.
+	part *partition.Config
 }
 
 type configSource int8
@@ -232,7 +234,7 @@ func (b *Broker) resolveTopicConfig(overrides map[string]string) *topicConfig {
 	tc.retentionMs, tc.retentionBytes = n("retention.ms"), n("retention.bytes")
 	tc.localRetentionMs, tc.localRetentionByte = n("local.retention.ms"), n("local.retention.bytes")
 	flushMs := n("flush.ms")
-	tc.store = localstore.Config{
+	store := localstore.Config{
 		SegmentBytes:       n("segment.bytes"),
 		SegmentMs:          msDuration(n("segment.ms")),
 		IndexIntervalBytes: int(n("index.interval.bytes")),
@@ -242,7 +244,15 @@ func (b *Broker) resolveTopicConfig(overrides map[string]string) *topicConfig {
 		Logger:             b.log,
 	}
 	if flushMs != math.MaxInt64 {
-		tc.store.FlushMs = msDuration(flushMs)
+		store.FlushMs = msDuration(flushMs)
+	}
+	tc.part = &partition.Config{
+		MaxMessageBytes:    tc.maxMessageBytes,
+		LogAppendTime:      tc.logAppendTime,
+		TimestampBeforeMax: tc.timestampBeforeMax,
+		TimestampAfterMax:  tc.timestampAfterMax,
+		MinInsyncReplicas:  tc.minInsyncReplicas,
+		Store:              store,
 	}
 	return tc
 }

@@ -4,111 +4,199 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
+	"slices"
 	"sort"
-	"strconv"
 	"sync"
+	"time"
 
+	"github.com/strata-broker/strata/broker/partition"
 	"github.com/strata-broker/strata/coord"
+	"github.com/strata-broker/strata/localstore"
 )
 
 // topic is the broker's in-memory view of one topic: metadata from coord and
-// the partitions this broker hosts. The registry rebuilds it on coord events,
-// so request handlers never call coord on the hot path.
+// the partitions this broker hosts a replica of.
 type topic struct {
-	meta       coord.TopicMeta
-	cfg        *topicConfig
-	partitions []*partition
+	meta coord.TopicMeta
+	cfg  *topicConfig
+	// partitions is indexed by partition number; nil where this broker holds
+	// no replica. len(meta.Partitions) is the topic's partition count.
+	partitions []*partition.Partition
 }
 
-// topicRegistry owns the map of topics and the open partition logs.
+// count is the topic's number of partitions (hosted here or not).
+func (t *topic) count() int32 { return int32(len(t.meta.Partitions)) }
+
+// partition returns the hosted replica of partition i, nil if there is none.
+func (t *topic) partition(i int32) *partition.Partition {
+	if i < 0 || int(i) >= len(t.partitions) {
+		return nil
+	}
+	return t.partitions[i]
+}
+
+// hosted lists the partitions this broker holds, in index order.
+func (t *topic) hosted() []*partition.Partition {
+	out := make([]*partition.Partition, 0, len(t.partitions))
+	for _, p := range t.partitions {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// topicRegistry owns the broker's view of cluster metadata — topics, the
+// open partition logs, the live brokers, the controller — kept in step with
+// coord by reconciling on every coord.Watch event, so request handlers never
+// call coord.
 type topicRegistry struct {
-	b  *Broker
+	b *Broker
+
 	mu sync.RWMutex
 	// byName and byID index the same topics.
-	byName map[string]*topic
-	byID   map[[16]byte]*topic
-	// createMu serialises topic creation/deletion/partition growth, so two
-	// requests creating one topic cannot both open its logs.
+	byName     map[string]*topic
+	byID       map[[16]byte]*topic
+	brokers    []coord.BrokerInfo
+	controller int32
+
+	// createMu serialises everything that opens, closes or deletes logs:
+	// reconciliation and this broker's own topic creation and deletion, so
+	// two paths can never both open one partition's log.
 	createMu sync.Mutex
+
+	stopWatch func()
 }
 
 func newTopicRegistry(b *Broker) *topicRegistry {
-	r := &topicRegistry{b: b, byName: map[string]*topic{}, byID: map[[16]byte]*topic{}}
+	r := &topicRegistry{b: b, byName: map[string]*topic{}, byID: map[[16]byte]*topic{}, controller: -1}
 	b.metrics.reg.MustRegister(newPartitionCollector(b))
 	return r
 }
 
-// load opens every topic's partitions at start-up.
+// load opens this broker's replicas of every topic at start-up, removes
+// partition folders no topic owns, then follows coord's changes.
 func (r *topicRegistry) load(ctx context.Context) error {
 	metas, err := r.b.coord.Topics(ctx)
 	if err != nil {
 		return err
 	}
+	r.createMu.Lock()
 	for _, m := range metas {
-		if err := r.install(m); err != nil {
+		if err := r.installLocked(m); err != nil {
+			r.createMu.Unlock()
 			return err
 		}
 	}
-	r.removeOrphanDirs()
+	r.createMu.Unlock()
+	localstore.RemoveOrphanDirs(r.b.opts.DataDir, r.owns, r.b.log)
+	r.refreshBrokers()
+	r.stopWatch = r.b.coord.Watch(r.onEvent)
 	return nil
 }
 
-var partitionDirName = regexp.MustCompile(`^(.+)-(\d+)$`)
+// owns reports whether a partition folder belongs to a hosted replica.
+func (r *topicRegistry) owns(name string, idx int32) bool {
+	t := r.get(name)
+	return t != nil && t.partition(idx) != nil
+}
 
-// removeOrphanDirs deletes partition folders that no topic owns: a crash
-// between deleting a topic in coord and removing its folders leaves them.
-// Coord is the source of truth; data it does not reference is unreachable.
-func (r *topicRegistry) removeOrphanDirs() {
-	entries, err := os.ReadDir(r.b.opts.DataDir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		m := partitionDirName.FindStringSubmatch(e.Name())
-		if !e.IsDir() || m == nil {
-			continue
+// onEvent reconciles with coord's current state for what the event names.
+// It reads the current state rather than applying the event's payload, so an
+// event that arrives after later changes (this broker's own writes install
+// synchronously) can never roll the view back.
+func (r *topicRegistry) onEvent(ev coord.Event) {
+	switch ev.Kind {
+	case coord.BrokersChanged, coord.ControllerChanged:
+		r.refreshBrokers()
+	case coord.TopicCreated, coord.TopicUpdated, coord.TopicDeleted:
+		if r.b.ctx.Err() != nil {
+			return
 		}
-		idx, err := strconv.Atoi(m[2])
-		if err != nil {
-			continue
-		}
-		if t := r.get(m[1]); t != nil && idx < len(t.partitions) {
-			continue
-		}
-		path := filepath.Join(r.b.opts.DataDir, e.Name())
-		r.b.log.Warn("removing partition folder of a deleted topic", "dir", path)
-		if err := os.RemoveAll(path); err != nil {
-			r.b.log.Error("remove orphan partition folder", "dir", path, "err", err)
+		if err := r.reconcile(ev.Topic.Name); err != nil {
+			r.b.log.Error("cannot apply topic metadata", "topic", ev.Topic.Name, "err", err)
 		}
 	}
 }
 
-// install opens (or reconfigures) a topic from its metadata.
-func (r *topicRegistry) install(m coord.TopicMeta) error {
-	cfg := r.b.resolveTopicConfig(m.Configs)
-	r.mu.RLock()
-	old := r.byName[m.Name]
-	r.mu.RUnlock()
-	t := &topic{meta: m, cfg: cfg}
-	if old != nil {
-		t.partitions = append(t.partitions, old.partitions...)
-		for _, p := range t.partitions {
-			p.setConfig(cfg)
-		}
+func (r *topicRegistry) refreshBrokers() {
+	brokers, err := r.b.coord.Brokers(r.b.ctx)
+	if err != nil {
+		return
 	}
-	for i := len(t.partitions); i < len(m.Partitions); i++ {
-		pm := m.Partitions[i]
-		p, err := openPartition(r.b.opts.DataDir, m.Name, pm.Partition, cfg, pm.LeaderEpoch)
-		if err != nil {
-			for _, q := range t.partitions[len(old.partitionsOrNil()):] {
-				q.log.Close()
-			}
+	ctl, _ := r.b.coord.Controller()
+	r.mu.Lock()
+	r.brokers, r.controller = brokers, ctl
+	r.mu.Unlock()
+}
+
+// liveBrokers is the cached live broker set, sorted by node id.
+func (r *topicRegistry) liveBrokers() []coord.BrokerInfo {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.brokers
+}
+
+// reconcile brings one topic's local state to what coord holds now.
+func (r *topicRegistry) reconcile(name string) error {
+	r.createMu.Lock()
+	defer r.createMu.Unlock()
+	m, err := r.b.coord.Topic(r.b.ctx, name)
+	if errors.Is(err, coord.ErrUnknownTopic) {
+		if t := r.get(name); t != nil {
+			return r.dropLocked(t, true)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return r.installLocked(m)
+}
+
+// installLocked opens, reconfigures or re-roles this broker's replicas of a
+// topic from its metadata. A topic re-created under the same name (another
+// id) first has the old one's local data removed.
+func (r *topicRegistry) installLocked(m coord.TopicMeta) error {
+	old := r.get(m.Name)
+	if old != nil && old.meta.ID != m.ID {
+		if err := r.dropLocked(old, false); err != nil {
 			return err
 		}
-		t.partitions = append(t.partitions, p)
+		old = nil
+	}
+	cfg := old.cfgOrNil()
+	if old == nil || old.meta.Version != m.Version {
+		cfg = r.b.resolveTopicConfig(m.Configs)
+	}
+	t := &topic{meta: m, cfg: cfg, partitions: make([]*partition.Partition, len(m.Partitions))}
+	var opened []*partition.Partition
+	for i, pm := range m.Partitions {
+		if old != nil && i < len(old.partitions) {
+			t.partitions[i] = old.partitions[i]
+		}
+		p := t.partitions[i]
+		if !slices.Contains(pm.Replicas, r.b.opts.NodeID) {
+			continue
+		}
+		if p == nil {
+			var err error
+			p, err = partition.Open(partition.Options{
+				Dir: localstore.PartitionDir(r.b.opts.DataDir, m.Name, pm.Partition), Topic: m.Name, Index: pm.Partition,
+				Config: cfg.part, LeaderEpoch: pm.LeaderEpoch, Clock: r.b.opts.Clock, Logger: r.b.log,
+			})
+			if err != nil {
+				for _, q := range opened {
+					q.Close()
+				}
+				return err
+			}
+			opened = append(opened, p)
+			t.partitions[i] = p
+		} else if old != nil && old.cfg != cfg {
+			p.SetConfig(cfg.part)
+		}
+		p.SetLeader(pm.LeaderEpoch, len(pm.ISR))
 	}
 	r.b.attachTiering(t)
 	r.mu.Lock()
@@ -118,11 +206,45 @@ func (r *topicRegistry) install(m coord.TopicMeta) error {
 	return nil
 }
 
-func (t *topic) partitionsOrNil() []*partition {
+func (t *topic) cfgOrNil() *topicConfig {
 	if t == nil {
 		return nil
 	}
-	return t.partitions
+	return t.cfg
+}
+
+// dropLocked forgets a deleted topic and deletes its local logs and, where
+// this broker was a partition's leader, its remote data.
+func (r *topicRegistry) dropLocked(t *topic, deleteRemote bool) error {
+	r.mu.Lock()
+	if r.byName[t.meta.Name] == t {
+		delete(r.byName, t.meta.Name)
+	}
+	if r.byID[t.meta.ID] == t {
+		delete(r.byID, t.meta.ID)
+	}
+	r.mu.Unlock()
+	var errs []error
+	ctx, cancel := context.WithTimeout(r.b.ctx, 5*time.Minute)
+	defer cancel()
+	for _, p := range t.hosted() {
+		tp := p.Tier()
+		if err := p.Delete(); err != nil {
+			errs = append(errs, fmt.Errorf("delete %s-%d: %w", t.meta.Name, p.Index, err))
+		}
+		if tp != nil && deleteRemote && t.meta.Partitions[p.Index].Leader == r.b.opts.NodeID {
+			if err := tp.DeleteAll(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("delete remote data of %s-%d: %w", t.meta.Name, p.Index, err))
+			}
+		}
+	}
+	if r.b.tier != nil && t.cfg.remoteStorage && deleteRemote {
+		if err := r.b.tier.DeleteTopicConfig(ctx, t.meta.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	r.b.log.Info("deleted topic", "topic", t.meta.Name)
+	return errors.Join(errs...)
 }
 
 func (r *topicRegistry) get(name string) *topic {
@@ -137,15 +259,14 @@ func (r *topicRegistry) getByID(id [16]byte) *topic {
 	return r.byID[id]
 }
 
-func (r *topicRegistry) partition(name string, idx int32) (*topic, *partition) {
+// partition returns a topic and its hosted replica of partition idx (nil if
+// the topic is unknown or the replica is not here).
+func (r *topicRegistry) partition(name string, idx int32) (*topic, *partition.Partition) {
 	t := r.get(name)
 	if t == nil {
 		return nil, nil
 	}
-	if idx < 0 || int(idx) >= len(t.partitions) {
-		return t, nil
-	}
-	return t, t.partitions[idx]
+	return t, t.partition(idx)
 }
 
 // all returns topics sorted by name.
@@ -157,6 +278,15 @@ func (r *topicRegistry) all() []*topic {
 	}
 	r.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].meta.Name < out[j].meta.Name })
+	return out
+}
+
+// allPartitions lists every hosted partition, by topic then index.
+func (r *topicRegistry) allPartitions() []*partition.Partition {
+	var out []*partition.Partition
+	for _, t := range r.all() {
+		out = append(out, t.hosted()...)
+	}
 	return out
 }
 
@@ -180,7 +310,7 @@ func (r *topicRegistry) create(ctx context.Context, name string, partitions int3
 	if err != nil {
 		return nil, err
 	}
-	if err := r.install(stored); err != nil {
+	if err := r.installLocked(stored); err != nil {
 		// Keep coord and disk consistent: a topic whose logs cannot open
 		// is removed again rather than advertised.
 		r.b.coord.DeleteTopic(ctx, name)
@@ -208,7 +338,7 @@ func (r *topicRegistry) addPartitions(ctx context.Context, name string, total in
 	if err != nil {
 		return err
 	}
-	return r.install(stored)
+	return r.installLocked(stored)
 }
 
 // setConfigs replaces a topic's config overrides.
@@ -225,7 +355,7 @@ func (r *topicRegistry) setConfigs(ctx context.Context, name string, configs map
 	if err != nil {
 		return err
 	}
-	return r.install(stored)
+	return r.installLocked(stored)
 }
 
 // remove deletes a topic from coord, then its logs from disk.
@@ -239,42 +369,20 @@ func (r *topicRegistry) remove(ctx context.Context, name string) error {
 	if err := r.b.coord.DeleteTopic(ctx, name); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	delete(r.byName, name)
-	delete(r.byID, t.meta.ID)
-	r.mu.Unlock()
-	var errs []error
-	for _, p := range t.partitions {
-		p.appendMu.Lock()
-		if err := p.log.Delete(); err != nil {
-			errs = append(errs, fmt.Errorf("delete %s-%d: %w", name, p.index, err))
-		}
-		p.appendMu.Unlock()
-		p.wake()
-		if tp := p.tier.Load(); tp != nil {
-			if err := tp.DeleteAll(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("delete remote data of %s-%d: %w", name, p.index, err))
-			}
-		}
-	}
-	if r.b.tier != nil && t.cfg.remoteStorage {
-		if err := r.b.tier.Store().Delete(ctx, topicConfigKey(name)); err != nil {
-			errs = append(errs, fmt.Errorf("delete remote config of %s: %w", name, err))
-		}
-	}
-	r.b.log.Info("deleted topic", "topic", name)
-	return errors.Join(errs...)
+	return r.dropLocked(t, true)
 }
 
+// closeAll stops following coord and closes every log cleanly.
 func (r *topicRegistry) closeAll() error {
+	if r.stopWatch != nil {
+		r.stopWatch()
+	}
+	r.createMu.Lock()
+	defer r.createMu.Unlock()
 	var errs []error
-	for _, t := range r.all() {
-		for _, p := range t.partitions {
-			p.appendMu.Lock()
-			if err := p.log.Close(); err != nil {
-				errs = append(errs, err)
-			}
-			p.appendMu.Unlock()
+	for _, p := range r.allPartitions() {
+		if err := p.Close(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -283,17 +391,8 @@ func (r *topicRegistry) closeAll() error {
 // tick runs time-driven log work: flush.ms and segment.ms rolls of quiet
 // partitions.
 func (r *topicRegistry) tick() {
-	for _, t := range r.all() {
-		for _, p := range t.partitions {
-			p.appendMu.Lock()
-			if err := p.log.FlushIfDue(); err != nil {
-				r.b.log.Error("flush failed", "topic", p.topic, "partition", p.index, "err", err)
-			}
-			if _, err := p.log.MaybeRoll(); err != nil {
-				r.b.log.Error("roll failed", "topic", p.topic, "partition", p.index, "err", err)
-			}
-			p.appendMu.Unlock()
-		}
+	for _, p := range r.allPartitions() {
+		p.Maintain()
 	}
 }
 

@@ -9,14 +9,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -125,47 +123,24 @@ type cleanerRecord struct {
 }
 
 // decodeRecords decompresses and decodes the records of a data batch b
-// (header h), checking what the cleaner relies on: exactly h.NumRecords
-// well-formed records with offset deltas increasing within
-// [0, lastOffsetDelta]. Errors wrap ErrCorruption.
+// (header h) with the one record walker, checking what the cleaner relies
+// on: exactly h.NumRecords well-formed records with offset deltas increasing
+// within [0, lastOffsetDelta]. Errors wrap ErrCorruption.
 func decodeRecords(b []byte, h BatchHeader) ([]cleanerRecord, error) {
 	if len(b) != h.Size() || len(b) < BatchHeaderSize {
 		return nil, fmt.Errorf("%w: batch at offset %d: length %d, header says %d", ErrCorruption, h.BaseOffset, len(b), h.Size())
 	}
-	var kb kmsg.RecordBatch
-	if err := kb.ReadFrom(b); err != nil {
-		return nil, fmt.Errorf("%w: batch at offset %d: %w", ErrCorruption, h.BaseOffset, err)
-	}
-	data, err := decompressRecords(h.Compression(), kb.Records)
+	data, err := decompressRecords(h.Compression(), RecordsSection(b))
 	if err != nil {
 		return nil, fmt.Errorf("%w: batch at offset %d: %w", ErrCorruption, h.BaseOffset, err)
 	}
-	if int64(kb.NumRecords) > int64(len(data)) {
-		// Every record takes at least one byte: do not trust a huge count
-		// for the allocation below.
-		return nil, fmt.Errorf("%w: batch at offset %d claims %d records in %d bytes", ErrCorruption, h.BaseOffset, kb.NumRecords, len(data))
-	}
-	recs := make([]cleanerRecord, 0, kb.NumRecords)
-	prevDelta := int32(-1)
-	for i := int32(0); i < kb.NumRecords; i++ {
-		n, ln := kbin.Varint(data)
-		if ln <= 0 || n < 0 || int64(n) > int64(len(data)-ln) {
-			return nil, fmt.Errorf("%w: batch at offset %d: record %d has a bad length", ErrCorruption, h.BaseOffset, i)
-		}
-		raw := data[:ln+int(n)]
-		data = data[ln+int(n):]
-		var r kmsg.Record
-		if err := r.ReadFrom(raw); err != nil {
-			return nil, fmt.Errorf("%w: batch at offset %d: record %d: %w", ErrCorruption, h.BaseOffset, i, err)
-		}
-		if r.OffsetDelta <= prevDelta || r.OffsetDelta > kb.LastOffsetDelta {
-			return nil, fmt.Errorf("%w: batch at offset %d: record %d has offset delta %d (previous %d, last %d)", ErrCorruption, h.BaseOffset, i, r.OffsetDelta, prevDelta, kb.LastOffsetDelta)
-		}
-		prevDelta = r.OffsetDelta
-		recs = append(recs, cleanerRecord{raw: raw, offset: h.BaseOffset + int64(r.OffsetDelta), key: r.Key, tombstone: r.Value == nil})
-	}
-	if len(data) != 0 {
-		return nil, fmt.Errorf("%w: batch at offset %d: %d bytes after %d records", ErrCorruption, h.BaseOffset, len(data), kb.NumRecords)
+	recs := make([]cleanerRecord, 0, min(max(int(h.NumRecords), 0), len(data)))
+	err = WalkRecords(data, h, IncreasingDeltas, func(r Record) bool {
+		recs = append(recs, cleanerRecord{raw: r.Raw, offset: h.BaseOffset + int64(r.OffsetDelta), key: r.Key, tombstone: r.Value == nil})
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
 	return recs, nil
 }
@@ -205,6 +180,6 @@ func rebuildBatch(b []byte, kept []cleanerRecord) ([]byte, error) {
 	kb.Length = int32(BatchHeaderSize - batchLengthOverhead + len(records))
 	kb.CRC = 0
 	out := kb.AppendTo(make([]byte, 0, BatchHeaderSize+len(records)))
-	binary.BigEndian.PutUint32(out[offCRC:], crc32.Checksum(out[offAttributes:], castagnoli))
+	SetCRC(out)
 	return out, nil
 }

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/localstore"
 )
@@ -22,29 +19,23 @@ type decodedRecord struct {
 var errCorruptRecords = errors.New("corrupt records")
 
 // decodeBatchRecords decodes the records of one whole v2 batch (raw, with
-// header h) with kmsg, decompressing the records section first.
+// header h) with localstore's record walker, decompressing first.
 func decodeBatchRecords(raw []byte, h localstore.BatchHeader) ([]decodedRecord, error) {
-	var batch kmsg.RecordBatch
-	if err := batch.ReadFrom(raw); err != nil {
-		return nil, fmt.Errorf("decode batch: %w", err)
+	if len(raw) < localstore.BatchHeaderSize || len(raw) != h.Size() {
+		return nil, fmt.Errorf("%w: batch of %d bytes, header says %d", errCorruptRecords, len(raw), h.Size())
 	}
-	data, err := decompress(h.Compression(), batch.Records)
+	data, err := localstore.DecompressRecords(nil, h.Compression(), localstore.RecordsSection(raw))
 	if err != nil {
 		return nil, fmt.Errorf("decompress %s records: %w", compressionName(h.Compression()), err)
 	}
 	// NumRecords comes from the file: trust it only as far as the bytes go.
 	recs := make([]decodedRecord, 0, min(max(int(h.NumRecords), 0), len(data)))
-	for i := int32(0); i < h.NumRecords; i++ {
-		length, n := binary.Varint(data)
-		if n <= 0 || length < 0 || int64(len(data)-n) < length {
-			return nil, fmt.Errorf("%w: record %d of %d is truncated", errCorruptRecords, i, h.NumRecords)
-		}
-		var r kmsg.Record
-		if err := r.ReadFrom(data[:n+int(length)]); err != nil {
-			return nil, fmt.Errorf("%w: record %d: %v", errCorruptRecords, i, err)
-		}
-		data = data[n+int(length):]
-		ts := h.BaseTimestamp + r.TimestampDelta64
+	rule := localstore.DenseDeltas
+	if h.NumRecords != h.LastOffsetDelta+1 {
+		rule = localstore.IncreasingDeltas // compacted: gaps where records went
+	}
+	err = localstore.WalkRecords(data, h, rule, func(r localstore.Record) bool {
+		ts := h.BaseTimestamp + r.TimestampDelta
 		if h.TimestampType() == 1 {
 			ts = h.MaxTimestamp // LogAppendTime applies to every record
 		}
@@ -55,18 +46,12 @@ func decodeBatchRecords(raw []byte, h localstore.BatchHeader) ([]decodedRecord, 
 			Key:         r.Key,
 			Value:       r.Value,
 		}
-		for _, hd := range r.Headers {
-			d.HeaderKeys = append(d.HeaderKeys, hd.Key)
-		}
+		r.EachHeader(func(k, _ []byte) { d.HeaderKeys = append(d.HeaderKeys, string(k)) })
 		recs = append(recs, d)
-	}
-	if len(data) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the last record", errCorruptRecords, len(data))
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errCorruptRecords, err)
 	}
 	return recs, nil
-}
-
-// decompress undoes the batch codec with the broker's own (bounded) decoder.
-func decompress(codec int8, b []byte) ([]byte, error) {
-	return localstore.DecompressRecords(nil, codec, b)
 }

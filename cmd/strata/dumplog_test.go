@@ -168,7 +168,7 @@ func TestDumpLogEveryCodec(t *testing.T) {
 func TestDumpLogRawSnappyBlock(t *testing.T) {
 	// Non-Java clients (librdkafka, franz-go) write an unframed snappy block.
 	plain := []byte("raw snappy block")
-	got, err := decompress(2, s2.EncodeSnappy(nil, plain))
+	got, err := localstore.DecompressRecords(nil, 2, s2.EncodeSnappy(nil, plain))
 	if err != nil || !bytes.Equal(got, plain) {
 		t.Errorf("decompress(snappy) = %q, %v", got, err)
 	}

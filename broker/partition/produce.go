@@ -1,0 +1,164 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-broker/strata/localstore"
+)
+
+// ProduceResult is the outcome of one partition's part of a Produce request.
+type ProduceResult struct {
+	// Err is the Kafka error code for the partition; nil means success.
+	Err *kerr.Error
+	// Msg is a human-readable reason for Err (Produce v8+ ErrorMessage).
+	Msg string
+	// Reason labels a rejection for metrics: corrupt, invalid, too_large,
+	// timestamp, sequence, not_enough_replicas.
+	Reason         string
+	BaseOffset     int64
+	LogAppendTime  int64
+	LogStartOffset int64
+	// Duplicate: an idempotent retry answered from producer state.
+	Duplicate bool
+	Bytes     int
+	Records   int32
+}
+
+func reject(err *kerr.Error, reason, format string, args ...any) ProduceResult {
+	return ProduceResult{Err: err, Reason: reason, Msg: fmt.Sprintf(format, args...), BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
+}
+
+// Produce validates a client's records for this partition and appends them
+// as leader. Kafka's LogValidator rules for magic 2: exactly one batch, its
+// length, CRC-32C and header sane, at most max.message.bytes, the records
+// themselves (count, offset deltas 0,1,2…, sizes — decompressing if needed)
+// and timestamps against message.timestamp.before/after.max.ms (KIP-937). A
+// wrong header max timestamp is rewritten. Idempotent batches pass the
+// sequence checks; a duplicate gets its original offset back. The bytes are
+// stored as the client compressed them.
+//
+// acks=-1 is refused up front when the ISR is smaller than
+// min.insync.replicas (NOT_ENOUGH_REPLICAS), rather than accepting data that
+// cannot be replicated enough.
+func (p *Partition) Produce(ctx context.Context, records []byte, acks int16, transactional bool) ProduceResult {
+	cfg := p.cfg.Load()
+	if isr := p.isrSize.Load(); acks == -1 && isr < cfg.MinInsyncReplicas {
+		return reject(kerr.NotEnoughReplicas, "not_enough_replicas", "in-sync replicas %d are fewer than min.insync.replicas %d", isr, cfg.MinInsyncReplicas)
+	}
+	batch, hdr, res := p.validate(records, cfg, transactional)
+	if res.Err != nil {
+		return res
+	}
+	return p.appendLeader(batch, hdr, cfg)
+}
+
+// validate checks a produced records section; res.Err is nil when the batch
+// may be appended.
+func (p *Partition) validate(records []byte, cfg *Config, transactional bool) ([]byte, localstore.BatchHeader, ProduceResult) {
+	var hdr localstore.BatchHeader
+	batches, err := localstore.SplitBatches(records)
+	if err != nil || len(batches) == 0 {
+		return nil, hdr, reject(kerr.CorruptMessage, "corrupt", "records are not whole record batches: %v", err)
+	}
+	if len(batches) != 1 {
+		return nil, hdr, reject(kerr.InvalidRecord, "invalid", "a v2 produce request must hold exactly one record batch per partition, got %d", len(batches))
+	}
+	batch := batches[0]
+	hdr, err = localstore.ValidateBatch(batch)
+	if err != nil {
+		return nil, hdr, reject(kerr.CorruptMessage, "corrupt", "record batch failed validation: %v", err)
+	}
+	if len(batch) > int(cfg.MaxMessageBytes) {
+		return nil, hdr, reject(kerr.MessageTooLarge, "too_large", "record batch of %d bytes exceeds max.message.bytes %d", len(batch), cfg.MaxMessageBytes)
+	}
+	if transactional || hdr.IsTransactional() || hdr.IsControl() {
+		return nil, hdr, reject(kerr.InvalidTxnState, "", "transactions are not supported yet")
+	}
+	if hdr.NumRecords == 0 || hdr.LastOffsetDelta != hdr.NumRecords-1 {
+		return nil, hdr, reject(kerr.InvalidRecord, "invalid", "batch claims %d records with last offset delta %d", hdr.NumRecords, hdr.LastOffsetDelta)
+	}
+	plain, release, err := localstore.DecompressPooled(hdr.Compression(), localstore.RecordsSection(batch))
+	if err != nil {
+		release()
+		return nil, hdr, reject(kerr.CorruptMessage, "corrupt", "cannot decompress records: %v", err)
+	}
+	minTs, maxTs := int64(1<<63-1), int64(-1<<63)
+	err = localstore.WalkRecords(plain, hdr, localstore.DenseDeltas, func(r localstore.Record) bool {
+		ts := hdr.BaseTimestamp + r.TimestampDelta
+		minTs, maxTs = min(minTs, ts), max(maxTs, ts)
+		return true
+	})
+	release()
+	if err != nil {
+		return nil, hdr, reject(kerr.InvalidRecord, "invalid", "%v", err)
+	}
+	if !cfg.LogAppendTime {
+		now := p.clock.Now().UnixMilli()
+		if cfg.TimestampBeforeMax < now && minTs < now-cfg.TimestampBeforeMax {
+			return nil, hdr, reject(kerr.InvalidTimestamp, "timestamp", "timestamp %d is more than message.timestamp.before.max.ms (%d) before the broker's time %d", minTs, cfg.TimestampBeforeMax, now)
+		}
+		if maxTs > now && maxTs-now > cfg.TimestampAfterMax {
+			return nil, hdr, reject(kerr.InvalidTimestamp, "timestamp", "timestamp %d is more than message.timestamp.after.max.ms (%d) after the broker's time %d", maxTs, cfg.TimestampAfterMax, now)
+		}
+		if hdr.MaxTimestamp != maxTs {
+			// Kafka rewrites a wrong header max timestamp rather than
+			// trusting it; indexes and retention depend on it.
+			localstore.SetMaxTimestamp(batch, maxTs)
+			hdr.MaxTimestamp = maxTs
+		}
+	}
+	return batch, hdr, ProduceResult{}
+}
+
+// appendLeader runs the idempotence check and the append under one hold of
+// the append lock, so a retried batch can never be appended twice.
+func (p *Partition) appendLeader(batch []byte, hdr localstore.BatchHeader, cfg *Config) ProduceResult {
+	p.mu.Lock()
+	if hdr.ProducerID >= 0 {
+		entry, known := p.log.ProducerState(hdr.ProducerID)
+		chk := checkSequence(entry, known, hdr)
+		if chk.err != nil {
+			p.mu.Unlock()
+			return reject(chk.err, "sequence", "producer %d epoch %d sequence %d rejected", hdr.ProducerID, hdr.ProducerEpoch, hdr.BaseSequence)
+		}
+		if chk.duplicate != nil {
+			lso := p.LogStartOffset()
+			p.mu.Unlock()
+			return ProduceResult{BaseOffset: chk.duplicate.FirstOffset, LogAppendTime: -1, LogStartOffset: lso, Duplicate: true}
+		}
+	}
+	info, err := p.log.Append(batch, p.leaderEpoch.Load(), cfg.LogAppendTime)
+	lso := p.LogStartOffset()
+	p.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, localstore.ErrClosed) {
+			return reject(kerr.NotLeaderForPartition, "closing", "partition is closing")
+		}
+		p.logger.Error("append failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		return reject(kerr.KafkaStorageError, "storage", "append failed: %v", err)
+	}
+	p.wake()
+	return ProduceResult{BaseOffset: info.BaseOffset, LogAppendTime: info.LogAppendTime, LogStartOffset: lso, Bytes: len(batch), Records: hdr.NumRecords}
+}
+
+// AppendInternal appends a batch the broker built itself (the group
+// coordinator's offset records, later transaction markers) as leader, and
+// returns once it is committed — acks=all semantics: in a cluster, once the
+// high watermark has passed it. ctx bounds the wait.
+func (p *Partition) AppendInternal(ctx context.Context, batch []byte) (localstore.AppendInfo, error) {
+	p.mu.Lock()
+	info, err := p.log.Append(batch, p.leaderEpoch.Load(), false)
+	p.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, localstore.ErrClosed) {
+			return info, ErrClosed
+		}
+		return info, fmt.Errorf("partition: append to %s-%d: %w", p.Topic, p.Index, err)
+	}
+	p.wake()
+	return info, nil
+}
