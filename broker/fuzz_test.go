@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
 )
 
 // seedFrames are well-formed requests of several kinds, so the fuzzer starts
