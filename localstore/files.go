@@ -18,6 +18,9 @@ const (
 	recoveryPointFile   = "recovery-point"
 	cleanShutdownFile   = "clean-shutdown"
 	epochCheckpointFile = "leader-epoch-checkpoint"
+	// highWatermarkFile is the replication high watermark a replica last
+	// knew (Kafka's replication-offset-checkpoint, per partition here).
+	highWatermarkFile = "high-watermark"
 )
 
 // writeFileAtomic writes data to path via a temporary file and rename, so a

@@ -32,6 +32,16 @@ func (l *Log) TruncateTo(offset int64) error {
 	now := cfg.Now()
 	oldEnd := l.active().next
 	if offset >= oldEnd {
+		// Nothing to cut, but epochs that start at or after offset go, as
+		// Kafka's truncateTo drops them: an election without appends must
+		// not leave this replica claiming an epoch it holds no data of.
+		l.mu.Lock()
+		changed := l.mu.epochs.truncateFromEnd(offset)
+		entries := append([]epochEntry(nil), l.mu.epochs.entries...)
+		l.mu.Unlock()
+		if changed {
+			return l.writeEpochCheckpoint(entries)
+		}
 		return nil
 	}
 	if offset < l.mu.logStartOffset {

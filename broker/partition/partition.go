@@ -29,6 +29,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/strata-broker/strata/broker/clock"
 	"github.com/strata-broker/strata/localstore"
 	"github.com/strata-broker/strata/tiering"
@@ -84,6 +86,12 @@ type Partition struct {
 
 	waitMu  sync.Mutex
 	waiters map[*Waiter]struct{}
+
+	// replicated: more than one replica, so the high watermark is hw and
+	// rep holds the leader or follower state (replication.go).
+	replicated atomic.Bool
+	hw         atomic.Int64
+	rep        repState
 }
 
 // ErrClosed is returned for writes to a closed or deleted partition.
@@ -105,6 +113,9 @@ func Open(o Options) (*Partition, error) {
 	p.cfg.Store(o.Config)
 	p.leaderEpoch.Store(o.LeaderEpoch)
 	p.isrSize.Store(1)
+	p.hw.Store(l.HighWatermarkCheckpoint())
+	p.rep.checkpointed = p.hw.Load()
+	p.rep.leading = true
 	return p, nil
 }
 
@@ -132,9 +143,14 @@ func (p *Partition) SetLeader(epoch int32, isrSize int) {
 func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch.Load() }
 
 // HighWatermark is the offset below which records are committed and
-// readable by consumers. On a single node every appended record is
-// committed; replication replaces this with the ISR-driven value.
-func (p *Partition) HighWatermark() int64 { return p.log.LogEndOffset() }
+// readable by consumers. With one replica every appended record is
+// committed; with more it is the ISR-driven value of replication.go.
+func (p *Partition) HighWatermark() int64 {
+	if !p.replicated.Load() {
+		return p.log.LogEndOffset()
+	}
+	return p.hw.Load()
+}
 
 // LogEndOffset is the next offset this replica will assign or copy.
 func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }
@@ -188,10 +204,16 @@ func (p *Partition) LastRetention() int64 { return p.lastRetentionMs.Load() }
 // MarkRetention records a retention pass.
 func (p *Partition) MarkRetention() { p.lastRetentionMs.Store(p.clock.Now().UnixMilli()) }
 
-// Close flushes and closes the log cleanly.
+// Close checkpoints the high watermark, then flushes and closes the log
+// cleanly. Pending acks=all produces fail with NOT_LEADER_OR_FOLLOWER.
 func (p *Partition) Close() error {
+	p.CheckpointHighWatermark()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rep.mu.Lock()
+	p.failAcksLocked(kerr.NotLeaderForPartition)
+	p.rep.leading, p.rep.leader = false, nil
+	p.rep.mu.Unlock()
 	err := p.log.Close()
 	p.wake()
 	return err
@@ -201,6 +223,10 @@ func (p *Partition) Close() error {
 // moved away).
 func (p *Partition) Delete() error {
 	p.mu.Lock()
+	p.rep.mu.Lock()
+	p.failAcksLocked(kerr.NotLeaderForPartition)
+	p.rep.leading, p.rep.leader = false, nil
+	p.rep.mu.Unlock()
 	err := p.log.Delete()
 	p.mu.Unlock()
 	p.wake()

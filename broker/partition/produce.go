@@ -44,16 +44,26 @@ func reject(err *kerr.Error, reason, format string, args ...any) ProduceResult {
 // acks=-1 is refused up front when the ISR is smaller than
 // min.insync.replicas (NOT_ENOUGH_REPLICAS), rather than accepting data that
 // cannot be replicated enough.
+//
+// With more than one replica, acks=-1 answers once the high watermark has
+// passed the batch (every in-sync replica has it), bounded by ctx
+// (REQUEST_TIMED_OUT), or NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank
+// below min.insync.replicas meanwhile; acks=1 answers after the local append.
 func (p *Partition) Produce(ctx context.Context, records []byte, acks int16, transactional bool) ProduceResult {
 	cfg := p.cfg.Load()
-	if isr := p.isrSize.Load(); acks == -1 && isr < cfg.MinInsyncReplicas {
-		return reject(kerr.NotEnoughReplicas, "not_enough_replicas", "in-sync replicas %d are fewer than min.insync.replicas %d", isr, cfg.MinInsyncReplicas)
+	if !p.IsLeader() {
+		return reject(kerr.NotLeaderForPartition, "", "this broker is not the leader of %s-%d", p.Topic, p.Index)
+	}
+	if acks == -1 {
+		if err := p.checkMinISR(cfg.MinInsyncReplicas); err != nil {
+			return reject(err, "not_enough_replicas", "in-sync replicas %d are fewer than min.insync.replicas %d", p.isrSize.Load(), cfg.MinInsyncReplicas)
+		}
 	}
 	batch, hdr, res := p.validate(records, cfg, transactional)
 	if res.Err != nil {
 		return res
 	}
-	return p.appendLeader(batch, hdr, cfg)
+	return p.appendLeader(ctx, batch, hdr, cfg, acks)
 }
 
 // validate checks a produced records section; res.Err is nil when the batch
@@ -115,9 +125,15 @@ func (p *Partition) validate(records []byte, cfg *Config, transactional bool) ([
 }
 
 // appendLeader runs the idempotence check and the append under one hold of
-// the append lock, so a retried batch can never be appended twice.
-func (p *Partition) appendLeader(batch []byte, hdr localstore.BatchHeader, cfg *Config) ProduceResult {
+// the append lock, so a retried batch can never be appended twice. A
+// duplicate under acks=-1 still waits for its original to be committed, as
+// Kafka's purgatory does.
+func (p *Partition) appendLeader(ctx context.Context, batch []byte, hdr localstore.BatchHeader, cfg *Config, acks int16) ProduceResult {
 	p.mu.Lock()
+	if !p.IsLeader() {
+		p.mu.Unlock()
+		return reject(kerr.NotLeaderForPartition, "", "this broker is not the leader of %s-%d", p.Topic, p.Index)
+	}
 	if hdr.ProducerID >= 0 {
 		entry, known := p.log.ProducerState(hdr.ProducerID)
 		chk := checkSequence(entry, known, hdr)
@@ -127,22 +143,47 @@ func (p *Partition) appendLeader(batch []byte, hdr localstore.BatchHeader, cfg *
 		}
 		if chk.duplicate != nil {
 			lso := p.LogStartOffset()
+			w, kerrv := p.leaderAppended(chk.duplicate.LastOffset+1, acks == -1, cfg.MinInsyncReplicas)
 			p.mu.Unlock()
-			return ProduceResult{BaseOffset: chk.duplicate.FirstOffset, LogAppendTime: -1, LogStartOffset: lso, Duplicate: true}
+			res := ProduceResult{BaseOffset: chk.duplicate.FirstOffset, LogAppendTime: -1, LogStartOffset: lso, Duplicate: true}
+			return p.finishAcks(ctx, res, w, kerrv)
 		}
 	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), cfg.LogAppendTime)
-	lso := p.LogStartOffset()
-	p.mu.Unlock()
 	if err != nil {
+		p.mu.Unlock()
 		if errors.Is(err, localstore.ErrClosed) {
 			return reject(kerr.NotLeaderForPartition, "closing", "partition is closing")
 		}
 		p.logger.Error("append failed", "topic", p.Topic, "partition", p.Index, "err", err)
 		return reject(kerr.KafkaStorageError, "storage", "append failed: %v", err)
 	}
+	w, kerrv := p.leaderAppended(info.LastOffset+1, acks == -1, cfg.MinInsyncReplicas)
+	lso := p.LogStartOffset()
+	p.mu.Unlock()
 	p.wake()
-	return ProduceResult{BaseOffset: info.BaseOffset, LogAppendTime: info.LogAppendTime, LogStartOffset: lso, Bytes: len(batch), Records: hdr.NumRecords}
+	res := ProduceResult{BaseOffset: info.BaseOffset, LogAppendTime: info.LogAppendTime, LogStartOffset: lso, Bytes: len(batch), Records: hdr.NumRecords}
+	return p.finishAcks(ctx, res, w, kerrv)
+}
+
+// finishAcks waits for an acks=all waiter (if any) and turns a replication
+// failure into the produce's error; the batch stays in the log either way,
+// as in Kafka, and a retry of an idempotent batch is answered from producer
+// state.
+func (p *Partition) finishAcks(ctx context.Context, res ProduceResult, w *ackWaiter, kerrv *kerr.Error) ProduceResult {
+	if kerrv == nil && w != nil {
+		kerrv = p.waitAcks(ctx, w)
+	}
+	if kerrv == nil {
+		return res
+	}
+	reason := ""
+	if kerrv == kerr.NotEnoughReplicasAfterAppend {
+		reason = "not_enough_replicas"
+	}
+	out := reject(kerrv, reason, "%s-%d: records appended at %d but not acknowledged: %s", p.Topic, p.Index, res.BaseOffset, kerrv.Message)
+	out.LogStartOffset = res.LogStartOffset
+	return out
 }
 
 // AppendInternal appends a batch the broker built itself (the group
@@ -151,14 +192,29 @@ func (p *Partition) appendLeader(batch []byte, hdr localstore.BatchHeader, cfg *
 // high watermark has passed it. ctx bounds the wait.
 func (p *Partition) AppendInternal(ctx context.Context, batch []byte) (localstore.AppendInfo, error) {
 	p.mu.Lock()
+	if !p.IsLeader() {
+		p.mu.Unlock()
+		return localstore.AppendInfo{}, ErrNotLeader
+	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), false)
-	p.mu.Unlock()
 	if err != nil {
+		p.mu.Unlock()
 		if errors.Is(err, localstore.ErrClosed) {
 			return info, ErrClosed
 		}
 		return info, fmt.Errorf("partition: append to %s-%d: %w", p.Topic, p.Index, err)
 	}
+	w, kerrv := p.leaderAppended(info.LastOffset+1, true, p.cfg.Load().MinInsyncReplicas)
+	p.mu.Unlock()
 	p.wake()
+	if kerrv == nil && w != nil {
+		kerrv = p.waitAcks(ctx, w)
+	}
+	if kerrv != nil {
+		return info, fmt.Errorf("partition: append to %s-%d not committed: %w", p.Topic, p.Index, kerrv)
+	}
 	return info, nil
 }
+
+// ErrNotLeader is returned for writes to a replica that is not the leader.
+var ErrNotLeader = fmt.Errorf("partition: not the leader: %w", kerr.NotLeaderForPartition)
