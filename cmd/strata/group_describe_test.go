@@ -33,7 +33,9 @@ func TestGroupDescribeFranzGoMember(t *testing.T) {
 	var commitErr error
 	member.CommitOffsetsSync(testenv.Context(t, 30*time.Second), map[string]map[int32]kgo.EpochOffset{
 		"orders": {0: {Epoch: -1, Offset: 2}, 1: {Epoch: -1, Offset: 5}},
-	}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) { commitErr = err })
+	}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		commitErr = err
+	})
 	if commitErr != nil {
 		t.Fatalf("member commit: %v", commitErr)
 	}
