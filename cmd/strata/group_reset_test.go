@@ -196,10 +196,10 @@ func TestGroupResetBadInput(t *testing.T) {
 	}
 }
 
-// TestPlanReset checks the offset rules as a table (Kafka's
+// TestGroupPlanReset checks the offset rules as a table (Kafka's
 // ConsumerGroupCommand: clamping into [log start, log end], datetime
 // falling back to the end, shift-by needing a commit).
-func TestPlanReset(t *testing.T) {
+func TestGroupPlanReset(t *testing.T) {
 	in := func(committed, start, end, atTime int64) []resetInput {
 		return []resetInput{{Topic: "t", Partition: 3, Committed: committed, LogStart: start, LogEnd: end, AtTime: atTime}}
 	}
@@ -234,5 +234,36 @@ func TestPlanReset(t *testing.T) {
 		if err != nil || len(rows) != 1 || rows[0].New != tc.new || rows[0].Clamped != tc.clamped || rows[0].Current != tc.in[0].Committed {
 			t.Errorf("%s: %+v, %v; want new %d clamped %v", name, rows, err, tc.new, tc.clamped)
 		}
+	}
+}
+
+// TestGroupToolsAcrossServeRestart: against a real `strata serve`, offsets
+// set by reset-offsets survive a kill -9 and are described and listed after
+// the restart, when the broker has reloaded __consumer_offsets.
+func TestGroupToolsAcrossServeRestart(t *testing.T) {
+	p := testenv.StartProcess(t, testenv.ProcessOptions{Configs: []string{
+		"group.initial.rebalance.delay.ms=0", "offsets.topic.num.partitions=2",
+	}})
+	c := &cluster{t: t, bootstrap: p.Addr}
+	c.mustRun("", "topic", "create", "s", "--partitions", "2")
+	produceTo(t, p.Addr, "s", 0, 4, nil)
+	produceTo(t, p.Addr, "s", 1, 6, nil)
+	c.mustRun("", "group", "reset-offsets", "replay", "--topic", "s", "--to-offset", "3", "--execute")
+
+	p.Restart()
+	out, r := c.describeJSON("replay")
+	if r.code != 0 || len(out.Groups) != 1 {
+		t.Fatalf("describe after restart: exit %d, stderr %q", r.code, r.stderr)
+	}
+	g := out.Groups[0]
+	if g.State != "Empty" || len(g.Offsets) != 2 || !eqPtr(g.Offsets[0].CommittedOffset, ptr(3)) ||
+		!eqPtr(g.Offsets[1].CommittedOffset, ptr(3)) || g.TotalLag != 1+3 {
+		t.Errorf("after restart: %+v", g)
+	}
+	if r := c.mustRun("", "group", "list"); !strings.Contains(r.stdout, "replay  Empty") {
+		t.Errorf("list after restart:\n%s", r.stdout)
+	}
+	if got := nextConsumerStarts(t, p.Addr, "replay", "s", 0, 1); !maps.Equal(got, map[int32]int64{0: 3, 1: 3}) {
+		t.Errorf("next consumer after restart started at %v", got)
 	}
 }
