@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"strings"
@@ -173,5 +174,22 @@ func TestGroupHelp(t *testing.T) {
 	r = runCLI(t.Context(), nil, "", "--help")
 	if !slices.ContainsFunc(strings.Split(r.stdout, "\n"), func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), "group ") }) {
 		t.Errorf("strata --help does not list group:\n%s", r.stdout)
+	}
+}
+
+// TestGroupUnreachableBroker: with no broker, every group command fails
+// with one line (exit 1), not a hang or kadm's shard-error wording.
+func TestGroupUnreachableBroker(t *testing.T) {
+	for _, args := range [][]string{
+		{"list"}, {"describe", "g"}, {"delete", "g"},
+		{"reset-offsets", "g", "--topic", "t", "--to-earliest"}, {"delete-offsets", "g", "--topic", "t"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		r := runCLI(ctx, nil, "", append(append([]string{"group"}, args...), "--bootstrap-server", "127.0.0.1:1")...)
+		cancel()
+		if r.code != 1 || !strings.HasPrefix(r.stderr, "strata: ") || strings.Count(r.stderr, "\n") != 1 ||
+			!strings.Contains(r.stderr, "connection refused") || strings.Contains(r.stderr, "shard") || r.stdout != "" {
+			t.Errorf("group %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
 	}
 }

@@ -43,7 +43,8 @@ not exist is an error (exit 1); the others are still shown.
 committed_offset and lag are null when nothing is committed, log_end_offset
 when it could not be listed; member_id, client_id and host are "" for a
 partition no member is assigned; "error" appears only for a group (or, inside
-"offsets", a partition) that could not be described.`
+"offsets", a partition) that could not be described; such a group has
+coordinator -1 and no members or offsets.`
 
 func newGroupDescribeCmd(admin groupAdmin) *cobra.Command {
 	var format string

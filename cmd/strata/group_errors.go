@@ -82,6 +82,20 @@ func (f *partitionFailures) err(group, what string) error {
 // broker's message replacing the generic description when there is one;
 // other errors (network, timeouts) keep their own text.
 func kafkaErrorText(err error, brokerMsg string) string {
+	// kadm's ShardErrors ("request X has N separate shard errors, first:
+	// ...") reads better as the first broker's failure itself.
+	var se *kadm.ShardErrors
+	if errors.As(err, &se) && len(se.Errs) > 0 {
+		first := se.Errs[0]
+		text := kafkaErrorText(first.Err, brokerMsg)
+		if first.Broker.NodeID >= 0 {
+			text = fmt.Sprintf("broker %d: %s", first.Broker.NodeID, text)
+		}
+		if n := len(se.Errs) - 1; n > 0 {
+			text += fmt.Sprintf(" (and %d more failed requests)", n)
+		}
+		return text
+	}
 	var ke *kerr.Error
 	if !errors.As(err, &ke) {
 		return err.Error()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -100,8 +101,9 @@ type listedGroupJSON struct {
 // for a full one.
 func listGroups(ctx context.Context, adm *kadm.Client, states []string, f outputFormat, w io.Writer) error {
 	listed, err := adm.ListGroups(ctx, states...)
-	if listed == nil && err != nil {
-		return fmt.Errorf("list groups: %w", err)
+	var se *kadm.ShardErrors
+	if err != nil && (!errors.As(err, &se) || se.AllFailed) {
+		return fmt.Errorf("list groups: %s", kafkaErrorText(err, ""))
 	}
 	keep := func(state string) bool {
 		if len(states) == 0 {
