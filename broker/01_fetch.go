@@ -48,6 +48,7 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		maxBytes = 1<<31 - 1
 	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	fol := b.followerOf(h.version, req)
 	var waiter *partition.Waiter
 	var parked []*partition.Partition
 	defer func() {
@@ -56,7 +57,7 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		}
 	}()
 	for {
-		reply, total, parts := b.readFetch(h.version, req, maxBytes, deadline)
+		reply, total, parts := b.readFetch(h.version, req, maxBytes, deadline, fol)
 		done := total >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || reply.hasError || b.ctx.Err() != nil
 		remaining := time.Until(deadline)
 		if done || remaining <= 0 {
@@ -85,7 +86,7 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 }
 
 // readFetch reads every requested partition once and builds the reply.
-func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, deadline time.Time) (*fetchReply, int, []*partition.Partition) {
+func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, deadline time.Time, fol *fetchingFollower) (*fetchReply, int, []*partition.Partition) {
 	reply := &fetchReply{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	resp := reply.resp
 	total := 0
@@ -129,7 +130,27 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, 
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
+			if !p.IsLeader() {
+				// No fetch from followers (KIP-392): the client goes to the
+				// leader, told where it is (KIP-951) from v16 on.
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				b.fetchLeaderHint(&sp, resp, t, rp.Partition)
+				reply.hasError = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			budget := min(int(rp.PartitionMaxBytes), maxBytes-total)
+			if fol != nil {
+				// A follower replicating: past the high watermark, no
+				// bucket reads, and its fetch feeds the ISR state.
+				if n, ok := b.readForFollower(&sp, p, rp, max(budget, 1), reply, fol); ok {
+					total += n
+				} else {
+					reply.hasError = true
+				}
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			minOne := total == 0
 			if budget <= 0 && !minOne {
 				st.Partitions = append(st.Partitions, sp)

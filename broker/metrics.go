@@ -23,6 +23,12 @@ type metrics struct {
 	rejectedBatches  *prometheus.CounterVec
 	duplicateBatches prometheus.Counter
 	retentionDeletes prometheus.Counter
+
+	// replication (fetch_follower.go, replication.go, isr.go)
+	replicationBytesOut prometheus.Counter
+	replicationBytesIn  prometheus.Counter
+	isrChanges          *prometheus.CounterVec
+	replicaFetchErrors  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -37,6 +43,11 @@ func newMetrics() *metrics {
 	m.duplicateBatches = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_duplicate_batches_total", Help: "Idempotent retries answered from producer state without appending."})
 	m.retentionDeletes = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_retention_deletions_total", Help: "Retention passes that advanced a partition's log start."})
 	m.reg.MustRegister(m.retentionDeletes)
+	m.replicationBytesOut = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_replication_bytes_out_total", Help: "Record batch bytes served to followers' replica fetches."})
+	m.replicationBytesIn = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_replication_bytes_in_total", Help: "Record batch bytes appended as a follower."})
+	m.isrChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_isr_changes_total", Help: "ISR changes this broker wrote as leader, by kind (expand, shrink) and outcome."}, []string{"kind", "outcome"})
+	m.replicaFetchErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_replica_fetch_errors_total", Help: "Failed replica fetch round trips to leaders."})
+	m.reg.MustRegister(m.replicationBytesOut, m.replicationBytesIn, m.isrChanges, m.replicaFetchErrors)
 	m.reg.MustRegister(m.connections, m.requests, m.requestSeconds, m.bytesIn, m.bytesOut, m.recordsIn, m.rejectedBatches, m.duplicateBatches,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

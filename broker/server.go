@@ -112,6 +112,11 @@ type Broker struct {
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
 
+	// isr writes leaders' ISR changes to coord (isr.go); replicas runs the
+	// follower fetchers (replication.go).
+	isr      *isrWriter
+	replicas *replicaManager
+
 	// tier is nil unless Options.Remote is set.
 	tier *tiering.Manager
 	// remoteReads bounds concurrent fetches served from remote storage.
@@ -158,6 +163,8 @@ func New(opts Options) (_ *Broker, err error) {
 		undo = append(undo, func() { b.closeCoord() })
 	}
 	b.pids = newProducerIDs(b.coord)
+	b.isr = newISRWriter(b)
+	b.replicas = newReplicaManager(b)
 	if err := b.openTiering(); err != nil {
 		return nil, err
 	}
@@ -230,6 +237,7 @@ func (b *Broker) Serve() error {
 		b.goBackground(func() { b.every(time.Duration(b.settings.remoteTaskIntervalMs)*time.Millisecond, b.TieringPass) })
 	}
 	b.goBackground(b.logCleanerLoop)
+	b.goBackground(b.isr.run)
 	b.goBackground(func() { b.every(time.Duration(b.settings.retentionCheckMs)*time.Millisecond, b.RetentionPass) })
 	for {
 		nc, err := b.ln.Accept()

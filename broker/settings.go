@@ -33,6 +33,16 @@ type brokerSettings struct {
 	remoteCacheBytes     int64
 
 	retentionCheckMs int64 // log.retention.check.interval.ms (retention.go)
+
+	// cluster mode (controller.go, replication.go)
+	rack                    string // broker.rack
+	sessionTimeoutMs        int64  // broker.session.timeout.ms
+	heartbeatIntervalMs     int64  // broker.heartbeat.interval.ms
+	offsetsTopicReplication int16  // offsets.topic.replication.factor
+	replicaFetchMaxBytes    int32  // replica.fetch.max.bytes (per partition)
+	replicaFetchRespMax     int32  // replica.fetch.response.max.bytes
+	replicaFetchWaitMaxMs   int32  // replica.fetch.wait.max.ms
+	uncleanElection         bool   // unclean.leader.election.enable (broker default)
 }
 
 // brokerConfigDef is a broker config with its default.
@@ -59,6 +69,13 @@ var brokerConfigDefs = []brokerConfigDef{
 	{"group.min.session.timeout.ms", "6000", typeInt, intBetween(1, 1<<31-1)},
 	{"group.max.session.timeout.ms", "1800000", typeInt, intBetween(1, 1<<31-1)},
 	{"offsets.retention.check.interval.ms", "600000", typeLong, longAtLeast(1)},
+	{"broker.rack", "", typeString, func(string) error { return nil }},
+	{"broker.session.timeout.ms", "2500", typeInt, intBetween(100, 1<<31-1)},
+	{"broker.heartbeat.interval.ms", "500", typeInt, intBetween(10, 1<<31-1)},
+	{"offsets.topic.replication.factor", "3", typeShort, intBetween(1, 32767)},
+	{"replica.fetch.max.bytes", "1048576", typeInt, intBetween(1024, 1<<31-1)},
+	{"replica.fetch.response.max.bytes", "10485760", typeInt, intBetween(1024, 1<<31-1)},
+	{"replica.fetch.wait.max.ms", "500", typeInt, intBetween(1, 1<<31-1)},
 }
 
 var brokerConfigByName = func() map[string]*brokerConfigDef {
@@ -87,7 +104,7 @@ var ignoredBrokerConfigs = map[string]bool{
 	"node.id": true, "broker.id": true, "log.dirs": true, "log.dir": true, "listeners": true,
 	"advertised.listeners": true, "log.retention.hours": true, "log.retention.minutes": true,
 	"log.roll.hours": true, "transaction.state.log.replication.factor": true,
-	"offsets.topic.replication.factor": true, "transaction.state.log.min.isr": true,
+	"transaction.state.log.min.isr": true,
 	"metrics.listen": true,
 }
 
@@ -160,6 +177,17 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.remoteChunkBytes = atoi("remote.fetch.chunk.bytes")
 	s.remoteReaderThreads = int(atoi("remote.log.reader.threads"))
 	s.remoteCacheBytes = atoi("remote.log.cache.bytes")
+	s.rack = get("broker.rack")
+	s.sessionTimeoutMs = atoi("broker.session.timeout.ms")
+	s.heartbeatIntervalMs = atoi("broker.heartbeat.interval.ms")
+	s.offsetsTopicReplication = int16(atoi("offsets.topic.replication.factor"))
+	s.replicaFetchMaxBytes = int32(atoi("replica.fetch.max.bytes"))
+	s.replicaFetchRespMax = int32(atoi("replica.fetch.response.max.bytes"))
+	s.replicaFetchWaitMaxMs = int32(atoi("replica.fetch.wait.max.ms"))
+	s.uncleanElection = s.raw["unclean.leader.election.enable"] == "true"
+	if 2*s.heartbeatIntervalMs > s.sessionTimeoutMs {
+		return s, fmt.Errorf("config broker.heartbeat.interval.ms %d must be at most half of broker.session.timeout.ms %d", s.heartbeatIntervalMs, s.sessionTimeoutMs)
+	}
 	return s, nil
 }
 

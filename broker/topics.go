@@ -109,6 +109,8 @@ func (r *topicRegistry) onEvent(ev coord.Event) {
 	switch ev.Kind {
 	case coord.BrokersChanged, coord.ControllerChanged:
 		r.refreshBrokers()
+		r.b.replicas.brokersChanged()
+		r.b.kickController()
 	case coord.TopicCreated, coord.TopicUpdated, coord.TopicDeleted:
 		if r.b.ctx.Err() != nil {
 			return
@@ -116,6 +118,7 @@ func (r *topicRegistry) onEvent(ev coord.Event) {
 		if err := r.reconcile(ev.Topic.Name); err != nil {
 			r.b.log.Error("cannot apply topic metadata", "topic", ev.Topic.Name, "err", err)
 		}
+		r.b.kickController()
 	}
 }
 
@@ -177,6 +180,14 @@ func (r *topicRegistry) installLocked(m coord.TopicMeta) error {
 		}
 		p := t.partitions[i]
 		if !slices.Contains(pm.Replicas, r.b.opts.NodeID) {
+			if p != nil {
+				// The replica moved to other brokers (reassignment).
+				r.b.replicas.unfollow(p)
+				if err := p.Delete(); err != nil {
+					r.b.log.Error("delete a replica moved away", "topic", m.Name, "partition", pm.Partition, "err", err)
+				}
+				t.partitions[i] = nil
+			}
 			continue
 		}
 		if p == nil {
@@ -196,7 +207,7 @@ func (r *topicRegistry) installLocked(m coord.TopicMeta) error {
 		} else if old != nil && old.cfg != cfg {
 			p.SetConfig(cfg.part)
 		}
-		p.SetLeader(pm.LeaderEpoch, len(pm.ISR))
+		r.applyRole(m, p, pm)
 	}
 	r.b.attachTiering(t)
 	r.mu.Lock()
@@ -204,6 +215,27 @@ func (r *topicRegistry) installLocked(m coord.TopicMeta) error {
 	r.byID[m.ID] = t
 	r.mu.Unlock()
 	return nil
+}
+
+// applyRole makes a hosted replica leader or follower as pm says (Kafka's
+// LeaderAndIsr handling): the leader serves and owns ISR changes; a
+// follower reconciles with and fetches from the leader; with no leader
+// (offline) it waits.
+func (r *topicRegistry) applyRole(m coord.TopicMeta, p *partition.Partition, pm coord.PartitionMeta) {
+	self := r.b.opts.NodeID
+	switch {
+	case pm.Leader == self:
+		r.b.replicas.unfollow(p)
+		if err := p.BecomeLeader(pm, self, time.Duration(r.b.settings.replicaLagTimeMaxMs)*time.Millisecond); err != nil {
+			r.b.log.Error("cannot become leader", "topic", m.Name, "partition", pm.Partition, "err", err)
+		}
+	case pm.Leader >= 0:
+		p.BecomeFollower(pm)
+		r.b.replicas.follow(p, m.ID, pm.Leader, pm.LeaderEpoch)
+	default:
+		p.BecomeFollower(pm)
+		r.b.replicas.unfollow(p)
+	}
 }
 
 func (t *topic) cfgOrNil() *topicConfig {
@@ -228,6 +260,7 @@ func (r *topicRegistry) dropLocked(t *topic, deleteRemote bool) error {
 	ctx, cancel := context.WithTimeout(r.b.ctx, 5*time.Minute)
 	defer cancel()
 	for _, p := range t.hosted() {
+		r.b.replicas.unfollow(p)
 		tp := p.Tier()
 		if err := p.Delete(); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s-%d: %w", t.meta.Name, p.Index, err))
