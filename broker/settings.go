@@ -105,7 +105,7 @@ var ignoredBrokerConfigs = map[string]bool{
 	"advertised.listeners": true, "log.retention.hours": true, "log.retention.minutes": true,
 	"log.roll.hours": true, "transaction.state.log.replication.factor": true,
 	"transaction.state.log.min.isr": true,
-	"metrics.listen": true,
+	"metrics.listen":                true,
 }
 
 func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
