@@ -3,6 +3,8 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/group"
 )
 
 // FindCoordinator, versions 0–6.
@@ -53,8 +55,10 @@ func (b *Broker) findCoordinator(keyType int8, key string) (*kerr.Error, string)
 		if key == "" {
 			return kerr.InvalidRequest, "group id must not be empty"
 		}
-		if _, e := b.groups.offsetsTopic(); e != nil {
-			return e, "cannot create " + offsetsTopicName
+		// The coordinator is the leader of the group's __consumer_offsets
+		// partition: on a single node, this broker.
+		if _, e := b.groups.PartitionFor(b.ctx, key); e != nil {
+			return e, "cannot create " + group.OffsetsTopic
 		}
 		return errNone, ""
 	case 1:

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/broker/clock"
+	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/coord"
 	"github.com/strata-broker/strata/remotestore"
 	"github.com/strata-broker/strata/tiering"
@@ -96,7 +97,7 @@ type Broker struct {
 	metrics  *metrics
 	topics   *topicRegistry
 	pids     *producerIDs
-	groups   *groupCoordinator
+	groups   *group.Coordinator
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -174,8 +175,10 @@ func New(opts Options) (*Broker, error) {
 		ln.Close()
 		return nil, err
 	}
-	b.groups = newGroupCoordinator(b)
-	b.groups.start()
+	if b.groups, err = newGroupCoordinator(b); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -231,7 +234,7 @@ func (b *Broker) Serve() error {
 // then closes every log cleanly (so the next start does no recovery scan).
 func (b *Broker) Close() error {
 	b.cancel()
-	b.groups.close()
+	b.groups.Close()
 	b.ln.Close()
 	b.connsMu.Lock()
 	for c := range b.conns {

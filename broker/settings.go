@@ -25,6 +25,7 @@ type brokerSettings struct {
 	groupMaxSessionMs       int64
 	groupInitialDelayMs     int64
 	offsetsRetentionCheckMs int64
+	groupLagMetrics         string // group.lag.metrics: partition, group or off (broker/group/metrics.go)
 
 	// tiered storage (tiering.go)
 	remoteTaskIntervalMs int64
@@ -59,6 +60,7 @@ var brokerConfigDefs = []brokerConfigDef{
 	{"group.min.session.timeout.ms", "6000", typeInt, intBetween(1, 1<<31-1)},
 	{"group.max.session.timeout.ms", "1800000", typeInt, intBetween(1, 1<<31-1)},
 	{"offsets.retention.check.interval.ms", "600000", typeLong, longAtLeast(1)},
+	{"group.lag.metrics", "partition", typeString, oneOf("partition", "group", "off")},
 }
 
 var brokerConfigByName = func() map[string]*brokerConfigDef {
@@ -154,6 +156,7 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.groupMaxSessionMs = atoi("group.max.session.timeout.ms")
 	s.groupInitialDelayMs = atoi("group.initial.rebalance.delay.ms")
 	s.offsetsRetentionCheckMs = atoi("offsets.retention.check.interval.ms")
+	s.groupLagMetrics = get("group.lag.metrics")
 	s.replicaLagTimeMaxMs = atoi("replica.lag.time.max.ms")
 	s.remoteTaskIntervalMs = atoi("remote.log.manager.task.interval.ms")
 	s.retentionCheckMs = atoi("log.retention.check.interval.ms")
