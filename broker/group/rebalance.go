@@ -546,4 +546,3 @@ func (g *group) completeSync(assignments []kmsg.SyncGroupRequestGroupAssignment)
 		g.touch(m)
 	}
 }
-
