@@ -17,7 +17,22 @@ import (
 // there is no answer to send. clientID and clientHost describe the
 // connection (DescribeGroups reports them).
 func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest, clientID, clientHost string) (*kmsg.JoinGroupResponse, error) {
-	fail := func(e *kerr.Error) (*kmsg.JoinGroupResponse, error) {
+	resp, wait := c.startJoin(ctx, req, clientID, clientHost)
+	if resp == nil {
+		select {
+		case resp = <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	resp.Version = req.Version
+	return resp, nil
+}
+
+// startJoin is JoinGroup up to the wait: an answer now, or the channel the
+// rebalance will answer on.
+func (c *Coordinator) startJoin(ctx context.Context, req *kmsg.JoinGroupRequest, clientID, clientHost string) (*kmsg.JoinGroupResponse, <-chan *kmsg.JoinGroupResponse) {
+	fail := func(e *kerr.Error) (*kmsg.JoinGroupResponse, <-chan *kmsg.JoinGroupResponse) {
 		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 		resp.ErrorCode, resp.MemberID, resp.Generation = e.Code, req.MemberID, -1
 		return resp, nil
@@ -55,6 +70,13 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	if e := c.withGroup(ctx, req.Group, true, func(g *group) { resp, wait = g.join(jr) }); e != nil {
 		return fail(e)
 	}
+	return resp, wait
+}
+
+// SyncGroup answers a SyncGroup (v0–v5). Members wait for the leader's
+// assignments (or ctx's end: an error, nothing to send).
+func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) (*kmsg.SyncGroupResponse, error) {
+	resp, wait := c.startSync(ctx, req)
 	if resp == nil {
 		select {
 		case resp = <-wait:
@@ -66,9 +88,8 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	return resp, nil
 }
 
-// SyncGroup answers a SyncGroup (v0–v5). Members wait for the leader's
-// assignments (or ctx's end: an error, nothing to send).
-func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) (*kmsg.SyncGroupResponse, error) {
+// startSync is SyncGroup up to the wait for the leader's assignments.
+func (c *Coordinator) startSync(ctx context.Context, req *kmsg.SyncGroupRequest) (*kmsg.SyncGroupResponse, <-chan *kmsg.SyncGroupResponse) {
 	if req.Group == "" {
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = kerr.InvalidGroupID.Code
@@ -96,15 +117,7 @@ func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 		resp = kmsg.NewPtrSyncGroupResponse()
 		resp.ErrorCode = e.Code
 	}
-	if resp == nil {
-		select {
-		case resp = <-wait:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	resp.Version = req.Version
-	return resp, nil
+	return resp, wait
 }
 
 // Heartbeat answers a Heartbeat (v0–v4).

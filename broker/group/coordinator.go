@@ -98,6 +98,9 @@ type Coordinator struct {
 	cancel context.CancelFunc
 	// wg counts the loader goroutine and timer functions running now.
 	wg sync.WaitGroup
+	// loadDone, set by tests before the first Elected, hears about every
+	// load the loader finishes or abandons.
+	loadDone func(partition int32, installed bool)
 
 	mu struct {
 		sync.Mutex

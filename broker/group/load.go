@@ -86,18 +86,27 @@ func (c *Coordinator) runLoader() {
 		op := c.mu.loadQueue[0]
 		c.mu.loadQueue = c.mu.loadQueue[1:]
 		c.mu.Unlock()
-		if !c.current(op) {
-			continue
-		}
-		start := c.now()
-		r, ok := c.replayPartition(op)
-		if !ok {
-			continue
-		}
-		if c.install(op, r) && (len(r.groups) > 0 || r.bad > 0) {
-			c.log.Info("loaded groups", "partition", op.index, "epoch", op.epoch, "groups", len(r.groups), "skipped_records", r.bad, "took", c.now().Sub(start))
+		installed := c.load(op)
+		if c.loadDone != nil {
+			c.loadDone(op.index, installed)
 		}
 	}
+}
+
+// load replays and installs one partition, unless it stopped being current.
+func (c *Coordinator) load(op *ownedPartition) bool {
+	if !c.current(op) {
+		return false
+	}
+	start := c.now()
+	r, ok := c.replayPartition(op)
+	if !ok || !c.install(op, r) {
+		return false
+	}
+	if len(r.groups) > 0 || r.bad > 0 {
+		c.log.Info("loaded groups", "partition", op.index, "epoch", op.epoch, "groups", len(r.groups), "skipped_records", r.bad, "took", c.now().Sub(start))
+	}
+	return true
 }
 
 // replayPartition reads one partition's log from its start to the end it
