@@ -103,6 +103,7 @@ func TestLagMetricsOff(t *testing.T) {
 		t.Fatal("an unknown lag metrics mode was accepted")
 	}
 }
+
 // gaugeValue is one group's value of a gauge, from what reg gathers.
 func gaugeValue(t *testing.T, reg *prometheus.Registry, name, groupID string) float64 {
 	t.Helper()
