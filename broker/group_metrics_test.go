@@ -71,7 +71,9 @@ func TestGroupLagMetrics(t *testing.T) {
 	waitForAssignment(t, ev, kadm.NewClient(testenv.Client(t, b.Addr)), group, topic, 1, 2)
 	var commitErr error
 	cl.CommitOffsetsSync(testenv.Context(t, 10*time.Second), map[string]map[int32]kgo.EpochOffset{topic: {0: {Epoch: -1, Offset: 3}, 1: {Epoch: -1, Offset: 1}}},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) { commitErr = err })
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			commitErr = err
+		})
 	if commitErr != nil {
 		t.Fatal(commitErr)
 	}
