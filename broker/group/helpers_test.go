@@ -405,11 +405,6 @@ func wantErr(t *testing.T, what string, got, want *kerr.Error) {
 	}
 }
 
-// groupPartitionOf is the partition a group id hashes to on the fixture.
-func (f *fixture) partitionOf(groupID string) int32 {
-	return partitionFor(groupID, int32(len(f.host.logs)))
-}
-
 // idOnPartition finds a group id hashing to partition p.
 func idOnPartition(t *testing.T, p, n int32, prefix string) string {
 	t.Helper()
@@ -461,11 +456,5 @@ func leaveFor(groupID, member string) *kmsg.LeaveGroupRequest {
 	m := kmsg.NewLeaveGroupRequestMember()
 	m.MemberID = member
 	req.Members = append(req.Members, m)
-	return req
-}
-
-func listReq() *kmsg.ListGroupsRequest {
-	req := kmsg.NewPtrListGroupsRequest()
-	req.Version = 4
 	return req
 }
