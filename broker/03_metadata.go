@@ -59,12 +59,18 @@ func handleMetadata(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 			}
 			if autoCreate && !isInternalTopic(name) {
 				var err error
-				t, err = b.topics.create(b.ctx, name, b.settings.numPartitions, b.settings.defaultReplication, nil)
+				t, err = b.createTopic(b.ctx, name, b.settings.numPartitions, b.settings.defaultReplication, nil)
 				if errors.Is(err, errTopicExists) {
 					t = b.topics.get(name)
 				} else if err != nil {
 					c.log.Error("auto-create topic failed", "topic", name, "err", err)
-					resp.Topics = append(resp.Topics, metadataError(name, rt.TopicID, kerr.UnknownServerError))
+					resp.Topics = append(resp.Topics, metadataError(name, rt.TopicID, errorCodeOr(err, kerr.UnknownServerError)))
+					continue
+				}
+				if t == nil {
+					// Created by the controller, not seen here yet: Kafka
+					// answers LEADER_NOT_AVAILABLE while a topic is made.
+					resp.Topics = append(resp.Topics, metadataError(name, rt.TopicID, kerr.LeaderNotAvailable))
 					continue
 				}
 			}

@@ -1,8 +1,12 @@
 package broker
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/group"
 )
 
 // FindCoordinator, versions 0–6.
@@ -28,10 +32,10 @@ func handleFindCoordinator(c *conn, h *reqHeader, kreq kmsg.Request) (any, error
 	for _, key := range keys {
 		rc := kmsg.NewFindCoordinatorResponseCoordinator()
 		rc.Key = key
-		ec, msg := c.b.findCoordinator(req.CoordinatorType, key)
+		node, ec, msg := c.b.findCoordinator(req.CoordinatorType, key)
 		rc.ErrorCode = ec.Code
 		if ec == errNone {
-			rc.NodeID, rc.Host, rc.Port = c.b.opts.NodeID, c.b.host, c.b.port
+			rc.NodeID, rc.Host, rc.Port = node.NodeID, node.Host, node.Port
 		} else {
 			rc.NodeID, rc.Port = -1, -1
 			rc.ErrorMessage = &msg
@@ -47,19 +51,42 @@ func handleFindCoordinator(c *conn, h *reqHeader, kreq kmsg.Request) (any, error
 	return resp, nil
 }
 
-func (b *Broker) findCoordinator(keyType int8, key string) (*kerr.Error, string) {
+// findCoordinator names the coordinator of a key: for a group, the leader
+// of its __consumer_offsets partition (Kafka's partitionFor), which is this
+// broker on a single node.
+func (b *Broker) findCoordinator(keyType int8, key string) (coordBroker, *kerr.Error, string) {
 	switch keyType {
 	case 0:
 		if key == "" {
-			return kerr.InvalidRequest, "group id must not be empty"
+			return coordBroker{}, kerr.InvalidRequest, "group id must not be empty"
 		}
-		if _, e := b.groups.offsetsTopic(); e != nil {
-			return e, "cannot create " + offsetsTopicName
+		part, e := b.groups.PartitionFor(b.ctx, key)
+		if e != nil {
+			return coordBroker{}, e, "cannot create " + group.OffsetsTopic
 		}
-		return errNone, ""
+		return b.leaderOf(group.OffsetsTopic, part)
 	case 1:
-		return kerr.CoordinatorNotAvailable, "transactions are not supported yet"
+		return coordBroker{}, kerr.CoordinatorNotAvailable, "transactions are not supported yet"
 	default:
-		return kerr.InvalidRequest, "unsupported coordinator key type"
+		return coordBroker{}, kerr.InvalidRequest, "unsupported coordinator key type"
 	}
+}
+
+// leaderOf is the live broker leading a partition, COORDINATOR_NOT_AVAILABLE
+// when it has none (offline, or not known here yet).
+func (b *Broker) leaderOf(topicName string, idx int32) (coordBroker, *kerr.Error, string) {
+	t := b.topics.get(topicName)
+	if t == nil || idx < 0 || idx >= t.count() {
+		return coordBroker{}, kerr.CoordinatorNotAvailable, topicName + " is not available yet"
+	}
+	leader := t.meta.Partitions[idx].Leader
+	if leader == b.opts.NodeID {
+		return coordBroker{NodeID: b.opts.NodeID, Host: b.host, Port: b.port}, errNone, ""
+	}
+	for _, br := range b.topics.liveBrokers() {
+		if br.NodeID == leader {
+			return br, errNone, ""
+		}
+	}
+	return coordBroker{}, kerr.CoordinatorNotAvailable, fmt.Sprintf("partition %d of %s has no live leader", idx, topicName)
 }

@@ -3,9 +3,7 @@ package broker
 import (
 	"fmt"
 	"net"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -17,7 +15,7 @@ import (
 // for the first rebalance of an Empty group, group.initial.rebalance.delay.ms
 // passed with no new member arriving. The leader's answer carries every
 // member's metadata for the chosen protocol; it assigns partitions
-// client-side and sends them in SyncGroup. State machine: group_state.go.
+// client-side and sends them in SyncGroup. State machine: broker/group.
 //
 // session.timeout.ms must lie within group.min/max.session.timeout.ms
 // (INVALID_SESSION_TIMEOUT). v4+: a new dynamic member first gets
@@ -31,54 +29,10 @@ import (
 func init() { register(kmsg.JoinGroup, 0, 9, handleJoinGroup) }
 
 func handleJoinGroup(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
-	req := kreq.(*kmsg.JoinGroupRequest)
-	b := c.b
-	fail := func(e *kerr.Error) (any, error) {
-		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
-		resp.ErrorCode, resp.MemberID, resp.Generation = e.Code, req.MemberID, -1
-		return resp, nil
+	resp, err := c.b.groups.JoinGroup(c.b.ctx, kreq.(*kmsg.JoinGroupRequest), h.clientID, clientHost(c))
+	if err != nil {
+		return nil, fmt.Errorf("%w: broker closing", errCloseConn)
 	}
-	if req.Group == "" {
-		return fail(kerr.InvalidGroupID)
-	}
-	session := time.Duration(req.SessionTimeoutMillis) * time.Millisecond
-	if session < b.groups.minSession || session > b.groups.maxSession {
-		return fail(kerr.InvalidSessionTimeout)
-	}
-	if req.ProtocolType == "" || len(req.Protocols) == 0 {
-		return fail(kerr.InconsistentGroupProtocol)
-	}
-	rebalance := time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
-	if h.version == 0 || rebalance <= 0 {
-		rebalance = session
-	}
-	if req.Reason != nil && *req.Reason != "" {
-		c.log.Debug("join group", "group", req.Group, "member", req.MemberID, "reason", *req.Reason)
-	}
-	jr := joinRequest{
-		version:          h.version,
-		memberID:         req.MemberID,
-		instanceID:       req.InstanceID,
-		clientID:         h.clientID,
-		clientHost:       clientHost(c),
-		sessionTimeout:   session,
-		rebalanceTimeout: rebalance,
-		protocolType:     req.ProtocolType,
-		protocols:        req.Protocols,
-	}
-	var resp *kmsg.JoinGroupResponse
-	var wait chan *kmsg.JoinGroupResponse
-	if e := b.groups.withGroup(req.Group, true, func(g *group) { resp, wait = g.join(jr) }); e != nil {
-		return fail(e)
-	}
-	if resp == nil {
-		select {
-		case resp = <-wait:
-		case <-b.ctx.Done():
-			return nil, fmt.Errorf("%w: broker closing", errCloseConn)
-		}
-	}
-	resp.Version = h.version
 	return resp, nil
 }
 

@@ -1,9 +1,6 @@
 package broker
 
-import (
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
-)
+import "github.com/twmb/franz-go/pkg/kmsg"
 
 // Heartbeat, versions 0–4.
 //
@@ -13,21 +10,5 @@ import (
 func init() { register(kmsg.Heartbeat, 0, 4, handleHeartbeat) }
 
 func handleHeartbeat(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
-	req := kreq.(*kmsg.HeartbeatRequest)
-	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	if req.Group == "" {
-		resp.ErrorCode = kerr.InvalidGroupID.Code
-		return resp, nil
-	}
-	code := kerr.UnknownMemberID
-	e := c.b.groups.withGroup(req.Group, false, func(g *group) {
-		if g != nil {
-			code = g.heartbeat(req.MemberID, req.InstanceID, req.Generation)
-		}
-	})
-	if e != nil {
-		code = e
-	}
-	resp.ErrorCode = code.Code
-	return resp, nil
+	return c.b.groups.Heartbeat(c.b.ctx, kreq.(*kmsg.HeartbeatRequest)), nil
 }

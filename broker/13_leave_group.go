@@ -1,9 +1,6 @@
 package broker
 
-import (
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
-)
+import "github.com/twmb/franz-go/pkg/kmsg"
 
 // LeaveGroup, versions 0–5.
 //
@@ -15,42 +12,5 @@ import (
 func init() { register(kmsg.LeaveGroup, 0, 5, handleLeaveGroup) }
 
 func handleLeaveGroup(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
-	req := kreq.(*kmsg.LeaveGroupRequest)
-	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
-	members := req.Members
-	if h.version < 3 {
-		m := kmsg.NewLeaveGroupRequestMember()
-		m.MemberID = req.MemberID
-		members = []kmsg.LeaveGroupRequestMember{m}
-	}
-	if req.Group == "" {
-		resp.ErrorCode = kerr.InvalidGroupID.Code
-		return resp, nil
-	}
-	for _, rm := range members {
-		if rm.Reason != nil && *rm.Reason != "" {
-			c.log.Debug("leave group", "group", req.Group, "member", rm.MemberID, "reason", *rm.Reason)
-		}
-	}
-	e := c.b.groups.withGroup(req.Group, false, func(g *group) {
-		for _, rm := range members {
-			out := kmsg.NewLeaveGroupResponseMember()
-			out.MemberID, out.InstanceID = rm.MemberID, rm.InstanceID
-			code := kerr.UnknownMemberID
-			if g != nil {
-				out.MemberID, code = g.leave(rm.MemberID, rm.InstanceID)
-			}
-			out.ErrorCode = code.Code
-			resp.Members = append(resp.Members, out)
-		}
-	})
-	if e != nil {
-		resp.ErrorCode, resp.Members = e.Code, nil
-		return resp, nil
-	}
-	if h.version < 3 {
-		resp.ErrorCode = resp.Members[0].ErrorCode
-		resp.Members = nil
-	}
-	return resp, nil
+	return c.b.groups.LeaveGroup(c.b.ctx, kreq.(*kmsg.LeaveGroupRequest)), nil
 }

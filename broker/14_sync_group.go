@@ -3,7 +3,6 @@ package broker
 import (
 	"fmt"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -19,42 +18,9 @@ import (
 func init() { register(kmsg.SyncGroup, 0, 5, handleSyncGroup) }
 
 func handleSyncGroup(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
-	req := kreq.(*kmsg.SyncGroupRequest)
-	b := c.b
-	if req.Group == "" {
-		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
-		resp.ErrorCode = kerr.InvalidGroupID.Code
-		return resp, nil
+	resp, err := c.b.groups.SyncGroup(c.b.ctx, kreq.(*kmsg.SyncGroupRequest))
+	if err != nil {
+		return nil, fmt.Errorf("%w: broker closing", errCloseConn)
 	}
-	sr := syncRequest{
-		memberID:     req.MemberID,
-		instanceID:   req.InstanceID,
-		generation:   req.Generation,
-		protocolType: req.ProtocolType,
-		protocol:     req.Protocol,
-		assignments:  req.GroupAssignment,
-	}
-	var resp *kmsg.SyncGroupResponse
-	var wait chan *kmsg.SyncGroupResponse
-	e := b.groups.withGroup(req.Group, false, func(g *group) {
-		if g == nil {
-			resp = kmsg.NewPtrSyncGroupResponse()
-			resp.ErrorCode = kerr.UnknownMemberID.Code
-			return
-		}
-		resp, wait = g.sync(sr)
-	})
-	if e != nil {
-		resp = kmsg.NewPtrSyncGroupResponse()
-		resp.ErrorCode = e.Code
-	}
-	if resp == nil {
-		select {
-		case resp = <-wait:
-		case <-b.ctx.Done():
-			return nil, fmt.Errorf("%w: broker closing", errCloseConn)
-		}
-	}
-	resp.Version = h.version
 	return resp, nil
 }

@@ -1,11 +1,6 @@
 package broker
 
-import (
-	"strings"
-
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
-)
+import "github.com/twmb/franz-go/pkg/kmsg"
 
 // ListGroups, versions 0–5.
 //
@@ -18,30 +13,5 @@ import (
 func init() { register(kmsg.ListGroups, 0, 5, handleListGroups) }
 
 func handleListGroups(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
-	req := kreq.(*kmsg.ListGroupsRequest)
-	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	if len(req.TypesFilter) > 0 {
-		classic := false
-		for _, t := range req.TypesFilter {
-			classic = classic || strings.EqualFold(t, "classic")
-		}
-		if !classic {
-			return resp, nil
-		}
-	}
-	if c.b.groups.anyLoading() {
-		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
-	}
-	for _, g := range c.b.groups.allGroups() {
-		g.mu.Lock()
-		state, ptype := g.state, g.protocolType
-		g.mu.Unlock()
-		if state == groupDead || !stateMatches(req.StatesFilter, state) {
-			continue
-		}
-		sg := kmsg.NewListGroupsResponseGroup()
-		sg.Group, sg.ProtocolType, sg.GroupState, sg.GroupType = g.id, ptype, state.String(), "classic"
-		resp.Groups = append(resp.Groups, sg)
-	}
-	return resp, nil
+	return c.b.groups.ListGroups(c.b.ctx, kreq.(*kmsg.ListGroupsRequest)), nil
 }

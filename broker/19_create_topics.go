@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -38,6 +39,9 @@ func validateTopicName(name string) error {
 
 func handleCreateTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
+	if resp, handled := c.forwardAdmin(h, kreq); handled {
+		return resp, nil
+	}
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	brokers := b.topics.liveBrokers()
@@ -115,11 +119,19 @@ func handleCreateTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 				fail(kerr.InvalidReplicaAssignment, "%s", bad)
 				break
 			}
+			assignment, err := b.ctrl.placeTopic(rt.Topic, partitions, rf, nil)
+			if len(rt.ReplicaAssignment) > 0 {
+				assignment, err = explicitAssignment(rt.ReplicaAssignment)
+			}
+			if err != nil {
+				fail(errorCodeOr(err, kerr.InvalidReplicaAssignment), "%v", err)
+				break
+			}
 			if req.ValidateOnly {
 				fillCreatedTopic(b, &st, nil, partitions, rf, configs)
 				break
 			}
-			t, err := b.topics.create(b.ctx, rt.Topic, partitions, rf, configs)
+			t, err := b.topics.create(b.ctx, rt.Topic, assignment, configs)
 			if errors.Is(err, errTopicExists) {
 				fail(kerr.TopicAlreadyExists, "topic %q already exists", rt.Topic)
 				break
@@ -134,6 +146,37 @@ func handleCreateTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// explicitAssignment takes a request's replica assignment as given, checking
+// that it numbers partitions 0..n-1 and names distinct brokers per
+// partition, with one replication factor.
+func explicitAssignment(as []kmsg.CreateTopicsRequestTopicReplicaAssignment) ([][]int32, error) {
+	out := make([][]int32, len(as))
+	for _, a := range as {
+		if a.Partition < 0 || int(a.Partition) >= len(as) || out[a.Partition] != nil {
+			return nil, fmt.Errorf("replica assignment must name partitions 0..%d once each, got %d", len(as)-1, a.Partition)
+		}
+		if len(a.Replicas) == 0 || len(a.Replicas) != len(as[0].Replicas) {
+			return nil, fmt.Errorf("partition %d has %d replicas; every partition needs %d", a.Partition, len(a.Replicas), len(as[0].Replicas))
+		}
+		for i, r := range a.Replicas {
+			if slices.Contains(a.Replicas[:i], r) {
+				return nil, fmt.Errorf("partition %d names broker %d twice", a.Partition, r)
+			}
+		}
+		out[a.Partition] = append([]int32(nil), a.Replicas...)
+	}
+	return out, nil
+}
+
+// errorCodeOr is the Kafka error an error wraps, or def.
+func errorCodeOr(err error, def *kerr.Error) *kerr.Error {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke
+	}
+	return def
 }
 
 func badAssignment(as []kmsg.CreateTopicsRequestTopicReplicaAssignment, brokers []coordBroker) string {

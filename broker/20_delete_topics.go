@@ -18,6 +18,9 @@ func init() { register(kmsg.DeleteTopics, 0, 6, handleDeleteTopics) }
 
 func handleDeleteTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	req := kreq.(*kmsg.DeleteTopicsRequest)
+	if resp, handled := c.forwardAdmin(h, kreq); handled {
+		return resp, nil
+	}
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	targets := req.Topics

@@ -16,6 +16,9 @@ func init() { register(kmsg.AlterConfigs, 0, 2, handleAlterConfigs) }
 
 func handleAlterConfigs(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	req := kreq.(*kmsg.AlterConfigsRequest)
+	if resp, handled := c.forwardAdmin(h, kreq); handled {
+		return resp, nil
+	}
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()

@@ -15,6 +15,9 @@ func init() { register(kmsg.CreatePartitions, 0, 3, handleCreatePartitions) }
 
 func handleCreatePartitions(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	req := kreq.(*kmsg.CreatePartitionsRequest)
+	if resp, handled := c.forwardAdmin(h, kreq); handled {
+		return resp, nil
+	}
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	for _, rt := range req.Topics {
@@ -31,13 +34,13 @@ func handleCreatePartitions(c *conn, h *reqHeader, kreq kmsg.Request) (any, erro
 			fail(kerr.UnknownTopicOrPartition, "topic %q does not exist", rt.Topic)
 		case t.meta.Internal:
 			fail(kerr.InvalidRequest, "cannot add partitions to internal topic %q", rt.Topic)
-		case int(rt.Count) <= len(t.partitions):
-			fail(kerr.InvalidPartitions, "topic %q has %d partitions; the new count must be larger, got %d", rt.Topic, len(t.partitions), rt.Count)
+		case rt.Count <= t.count():
+			fail(kerr.InvalidPartitions, "topic %q has %d partitions; the new count must be larger, got %d", rt.Topic, t.count(), rt.Count)
 		case req.ValidateOnly:
 		default:
 			if err := b.topics.addPartitions(b.ctx, rt.Topic, rt.Count); err != nil {
 				c.log.Error("create partitions failed", "topic", rt.Topic, "err", err)
-				fail(kerr.UnknownServerError, "%v", err)
+				fail(errorCodeOr(err, kerr.UnknownServerError), "%v", err)
 			}
 		}
 		resp.Topics = append(resp.Topics, st)

@@ -15,6 +15,9 @@ func init() { register(kmsg.IncrementalAlterConfigs, 0, 1, handleIncrementalAlte
 
 func handleIncrementalAlterConfigs(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
+	if resp, handled := c.forwardAdmin(h, kreq); handled {
+		return resp, nil
+	}
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()

@@ -12,22 +12,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strata-broker/strata/broker"
-	"github.com/strata-broker/strata/broker/clock"
 	"github.com/strata-broker/strata/testenv"
 )
 
 func TestGroupAdmin(t *testing.T) {
-	b := testenv.StartBroker(t, broker.Options{Settings: groupSettings()})
+	b, _ := startGroupBroker(t, "")
 	topic := "admin-groups"
 	testenv.CreateTopic(t, b.Addr, topic, 4, nil)
 	ctx := testenv.Context(t, 30*time.Second)
 	adm := kadm.NewClient(testenv.Client(t, b.Addr))
 
 	// An active consumer group and a simple (admin-committed) group.
-	cl := testenv.Client(t, b.Addr, groupOpts("active", topic, kgo.CooperativeStickyBalancer())...)
+	ev := newGroupEvents()
+	cl := testenv.Client(t, b.Addr, groupOpts(ev, "active", topic, kgo.CooperativeStickyBalancer())...)
 	pollUntilClosed(t, cl, nil)
-	waitForAssignment(t, adm, "active", topic, 1, 4)
+	waitForAssignment(t, ev, adm, "active", topic, 1, 4)
 	offs := kadm.Offsets{}
 	offs.AddOffset(topic, 0, 5, -1)
 	offs.AddOffset(topic, 1, 7, -1)
@@ -100,26 +99,16 @@ func TestGroupAdmin(t *testing.T) {
 	if e := od[topic][2]; !errors.Is(e, kerr.GroupSubscribedToTopic) {
 		t.Fatalf("OffsetDelete on a subscribed topic: %v", e)
 	}
+	// Close waits for its LeaveGroup answer, and the group empties before
+	// that answer is sent: no waiting needed.
 	cl.Close()
-	waitForState(t, adm, "active", "Empty")
+	if g := describe(t, adm, "active"); g.State != "Empty" {
+		t.Fatalf("after the last member left: %s", g.State)
+	}
 	del, err = adm.DeleteGroups(ctx, "active")
 	if err != nil || del["active"].Err != nil {
 		t.Fatalf("delete emptied group: %v %v", err, del["active"].Err)
 	}
-}
-
-func waitForState(t *testing.T, adm *kadm.Client, group, state string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx := testenv.Context(t, 5*time.Second)
-		dg, err := adm.DescribeGroups(ctx, group)
-		if err == nil && dg[group].State == state {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("group %s never reached state %s", group, state)
 }
 
 // TestGroupStaticMembership: a static member (group.instance.id) that
@@ -127,13 +116,14 @@ func waitForState(t *testing.T, adm *kadm.Client, group, state string) {
 // (same generation), and an instance id reused while the old member is live
 // fences the old one.
 func TestGroupStaticMembership(t *testing.T) {
-	b := testenv.StartBroker(t, broker.Options{Settings: groupSettings()})
+	b, _ := startGroupBroker(t, "")
 	topic, group := "static", "g-static"
 	testenv.CreateTopic(t, b.Addr, topic, 4, nil)
 	adm := kadm.NewClient(testenv.Client(t, b.Addr))
 	var revokedB atomic.Int32
-	start := func(instance string, extra ...kgo.Opt) *kgo.Client {
-		opts := append(groupOpts(group, topic, kgo.RangeBalancer()), kgo.InstanceID(instance), kgo.SessionTimeout(5*time.Second))
+	ev, evB := newGroupEvents(), newGroupEvents()
+	start := func(instance string, ev *groupEvents, extra ...kgo.Opt) *kgo.Client {
+		opts := append(groupOpts(ev, group, topic, kgo.RangeBalancer()), kgo.InstanceID(instance), kgo.SessionTimeout(5*time.Second))
 		cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(b.Addr)}, opts...), extra...)...)
 		if err != nil {
 			t.Fatal(err)
@@ -150,20 +140,21 @@ func TestGroupStaticMembership(t *testing.T) {
 		}
 		return ""
 	}
-	a := start("a")
-	start("b", kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) { revokedB.Add(1) }))
-	beforeA := memberOf(waitForAssignment(t, adm, group, topic, 2, 2), "a")
+	a := start("a", ev)
+	start("b", evB, kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) { revokedB.Add(1) }), kgo.WithHooks(ev))
+	beforeA := memberOf(waitForAssignment(t, ev, adm, group, topic, 2, 2), "a")
 	revokedBefore := revokedB.Load()
 	a.Close() // static members do not leave on close (KIP-345)
-	start("a")
-	waitFor(t, func() bool {
-		ctx := testenv.Context(t, 5*time.Second)
-		dg, err := adm.DescribeGroups(ctx, group)
-		id := memberOf(dg[group], "a")
-		return err == nil && dg[group].State == "Stable" && id != "" && id != beforeA
+	start("a", ev)
+	ev.until(t, "the restarted static member replacing the old id", func() bool {
+		g := describe(t, adm, group)
+		id := memberOf(g, "a")
+		return g.Err == nil && g.State == "Stable" && id != "" && id != beforeA
 	})
-	waitForAssignment(t, adm, group, topic, 2, 2)
-	time.Sleep(300 * time.Millisecond)
+	waitForAssignment(t, ev, adm, group, topic, 2, 2)
+	// Had the rejoin started a rebalance, b's next heartbeat would say so
+	// and b would revoke before heartbeating again.
+	evB.heartbeatsAfter(t, 3)
 	if n := revokedB.Load(); n != revokedBefore {
 		t.Fatalf("the other member's partitions were revoked %d times: the static rejoin caused a rebalance", n-revokedBefore)
 	}
@@ -183,27 +174,25 @@ func TestGroupStaticMembership(t *testing.T) {
 	}
 }
 
-// TestGroupOffsetRetention injects the broker clock: offsets of a group that
-// has been Empty longer than offsets.retention.minutes expire, and a
-// returning consumer falls back to its reset offset.
+// TestGroupOffsetRetention steps the broker's clock: offsets of a group that
+// has been Empty for offsets.retention.minutes expire (checked every
+// offsets.retention.check.interval.ms), a simple group's offsets that long
+// after their commit, and the emptied groups go away.
 func TestGroupOffsetRetention(t *testing.T) {
-	var skew atomic.Int64
-	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	b := testenv.StartBroker(t, broker.Options{Clock: clock.WithNow(now), Settings: groupSettings(
+	b, fake := startGroupBroker(t, "",
 		"offsets.retention.minutes", "60",
-		"offsets.retention.check.interval.ms", "20",
-	)})
+		"offsets.retention.check.interval.ms", "60000",
+	)
 	topic := "retention-groups"
 	testenv.CreateTopic(t, b.Addr, topic, 2, nil)
 	ctx := testenv.Context(t, 30*time.Second)
 	adm := kadm.NewClient(testenv.Client(t, b.Addr))
 
-	// A consumer group that commits, then empties.
-	cl := testenv.Client(t, b.Addr, append(groupOpts("was-active", topic, kgo.RangeBalancer()), kgo.DisableAutoCommit())...)
+	// A consumer group that commits, then empties (at fake time 0).
+	ev := newGroupEvents()
+	cl := testenv.Client(t, b.Addr, append(groupOpts(ev, "was-active", topic, kgo.RangeBalancer()), kgo.DisableAutoCommit())...)
 	pollUntilClosed(t, cl, nil)
-	waitForAssignment(t, adm, "was-active", topic, 1, 2)
-	offs := kadm.Offsets{}
-	offs.AddOffset(topic, 0, 1, -1)
+	waitForAssignment(t, ev, adm, "was-active", topic, 1, 2)
 	var commitErr error
 	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{topic: {0: {Epoch: -1, Offset: 1}}}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
 		commitErr = err
@@ -212,46 +201,43 @@ func TestGroupOffsetRetention(t *testing.T) {
 		t.Fatal(commitErr)
 	}
 	cl.Close()
-	waitForState(t, adm, "was-active", "Empty")
-	// A simple group committed later keeps its offsets longer.
-	skew.Store(int64(30 * time.Minute))
+	if g := describe(t, adm, "was-active"); g.State != "Empty" {
+		t.Fatalf("after its member left: %s", g.State)
+	}
+	// A simple group committed 30 minutes later keeps its offsets longer.
+	fake.Advance(30 * time.Minute)
+	offs := kadm.Offsets{}
+	offs.AddOffset(topic, 0, 1, -1)
 	if r, err := adm.CommitOffsets(ctx, "simple", offs); err != nil || r.Error() != nil {
 		t.Fatalf("commit: %v %v", err, r.Error())
 	}
-
-	skew.Store(int64(59 * time.Minute))
-	time.Sleep(100 * time.Millisecond)
-	if got, _ := adm.FetchOffsets(ctx, "was-active"); len(got) != 1 {
-		t.Fatalf("offsets expired early: %v", got)
-	}
-	skew.Store(int64(61 * time.Minute))
-	waitFor(t, func() bool {
-		got, err := adm.FetchOffsets(ctx, "was-active")
-		return err == nil && len(got) == 0
-	})
-	if got, _ := adm.FetchOffsets(ctx, "simple"); len(got) != 1 {
-		t.Fatalf("simple group's newer offsets expired too: %v", got)
-	}
-	// The expired, empty group is gone entirely.
-	waitFor(t, func() bool {
-		l, err := adm.ListGroups(ctx)
-		_, ok := l["was-active"]
-		return err == nil && !ok
-	})
-	skew.Store(int64(91 * time.Minute))
-	waitFor(t, func() bool {
-		got, err := adm.FetchOffsets(ctx, "simple")
-		return err == nil && len(got) == 0
-	})
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+	fetched := func(group string) int {
+		t.Helper()
+		got, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			t.Fatalf("fetch %s: %v", group, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return len(got)
+	}
+
+	// Expiry runs inside Advance, so each check below sees its result.
+	fake.Advance(30*time.Minute - time.Millisecond)
+	if fetched("was-active") != 1 || fetched("simple") != 1 {
+		t.Fatal("offsets expired 1 ms before offsets.retention.minutes")
+	}
+	fake.Advance(time.Millisecond)
+	if fetched("was-active") != 0 {
+		t.Fatal("the emptied group's offsets outlived offsets.retention.minutes")
+	}
+	if fetched("simple") != 1 {
+		t.Fatal("the simple group's newer offsets expired too")
+	}
+	l, err := adm.ListGroups(ctx)
+	if _, ok := l["was-active"]; err != nil || ok {
+		t.Fatalf("the expired, empty group is still listed: %v %v", l.Groups(), err)
+	}
+	fake.Advance(30 * time.Minute)
+	if fetched("simple") != 0 {
+		t.Fatal("the simple group's offsets outlived offsets.retention.minutes")
 	}
 }

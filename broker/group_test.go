@@ -11,10 +11,17 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/clock"
 	"github.com/strata-broker/strata/testenv"
 )
+
+// Consumer-group tests with real franz-go clients. The broker runs on a
+// fake clock, so session and rebalance timeouts pass only when a test steps
+// it; the tests wait on events — group responses the clients read, records
+// they process — never on sleeps.
 
 // groupSettings make rebalances fast enough for tests: no initial delay,
 // short sessions allowed, few __consumer_offsets partitions.
@@ -30,8 +37,67 @@ func groupSettings(extra ...string) map[string]string {
 	return s
 }
 
-// groupOpts are kgo options for a fast-failing group member.
-func groupOpts(group, topic string, balancer kgo.GroupBalancer) []kgo.Opt {
+// startGroupBroker runs a broker on a fake clock (returned) with groupSettings.
+func startGroupBroker(t *testing.T, dir string, extra ...string) (*testenv.InProcess, *clock.Fake) {
+	t.Helper()
+	fake := clock.NewFake(time.Now())
+	return testenv.StartBroker(t, broker.Options{DataDir: dir, Clock: fake, Settings: groupSettings(extra...)}), fake
+}
+
+// groupEvents hears the group responses kgo clients read (JoinGroup,
+// SyncGroup, Heartbeat, LeaveGroup, OffsetCommit): each one is a moment the
+// group may have changed, so waits re-check on it. Members heartbeat every
+// 100 ms while in a group, so a live group keeps producing events.
+type groupEvents struct {
+	ch         chan struct{}
+	heartbeats atomic.Int64
+}
+
+var _ kgo.HookBrokerRead = (*groupEvents)(nil)
+
+func newGroupEvents() *groupEvents { return &groupEvents{ch: make(chan struct{}, 1)} }
+
+func (e *groupEvents) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	switch kmsg.Key(key) {
+	case kmsg.JoinGroup, kmsg.SyncGroup, kmsg.Heartbeat, kmsg.LeaveGroup, kmsg.OffsetCommit:
+	default:
+		return
+	}
+	if err != nil {
+		return
+	}
+	if kmsg.Key(key) == kmsg.Heartbeat {
+		e.heartbeats.Add(1)
+	}
+	select {
+	case e.ch <- struct{}{}:
+	default:
+	}
+}
+
+// until re-checks cond on every event until it holds or 30 s pass.
+func (e *groupEvents) until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for !cond() {
+		select {
+		case <-e.ch:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// heartbeatsAfter waits until n more heartbeat responses than now were read.
+func (e *groupEvents) heartbeatsAfter(t *testing.T, n int64) {
+	t.Helper()
+	target := e.heartbeats.Load() + n
+	e.until(t, fmt.Sprintf("%d heartbeats", n), func() bool { return e.heartbeats.Load() >= target })
+}
+
+// groupOpts are kgo options for a fast-failing group member reporting to ev.
+func groupOpts(ev *groupEvents, group, topic string, balancer kgo.GroupBalancer) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
@@ -41,6 +107,7 @@ func groupOpts(group, topic string, balancer kgo.GroupBalancer) []kgo.Opt {
 		kgo.RebalanceTimeout(5 * time.Second),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200 * time.Millisecond),
+		kgo.WithHooks(ev),
 	}
 }
 
@@ -66,54 +133,58 @@ func pollUntilClosed(t *testing.T, cl *kgo.Client, fn func(*kgo.Record)) {
 	}()
 }
 
-// waitForAssignment waits until the group is Stable with want members whose
+// assignedAs reports whether the group is Stable with want members whose
 // assignments each hold per partitions of topic, all different.
-func waitForAssignment(t *testing.T, adm *kadm.Client, group, topic string, want, per int) kadm.DescribedGroup {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		dg, err := adm.DescribeGroups(ctx, group)
-		cancel()
-		if err == nil {
-			g := dg[group]
-			last = fmt.Sprintf("state %s, %d members", g.State, len(g.Members))
-			if g.Err == nil && g.State == "Stable" && len(g.Members) == want {
-				seen := map[int32]bool{}
-				ok := true
-				for _, m := range g.Members {
-					ca, _ := m.Assigned.AsConsumer()
-					n := 0
-					for _, at := range ca.Topics {
-						if at.Topic != topic {
-							continue
-						}
-						for _, p := range at.Partitions {
-							if seen[p] {
-								ok = false
-							}
-							seen[p] = true
-							n++
-						}
-					}
-					if n != per {
-						ok = false
-					}
+func assignedAs(g kadm.DescribedGroup, topic string, want, per int) bool {
+	if g.Err != nil || g.State != "Stable" || len(g.Members) != want {
+		return false
+	}
+	seen := map[int32]bool{}
+	for _, m := range g.Members {
+		ca, _ := m.Assigned.AsConsumer()
+		n := 0
+		for _, at := range ca.Topics {
+			if at.Topic != topic {
+				continue
+			}
+			for _, p := range at.Partitions {
+				if seen[p] {
+					return false
 				}
-				if ok {
-					return g
-				}
+				seen[p] = true
+				n++
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		if n != per {
+			return false
+		}
 	}
-	t.Fatalf("group %s never reached %d members with %d partitions each (last: %s)", group, want, per, last)
-	return kadm.DescribedGroup{}
+	return true
+}
+
+func describe(t *testing.T, adm *kadm.Client, group string) kadm.DescribedGroup {
+	t.Helper()
+	dg, err := adm.DescribeGroups(testenv.Context(t, 10*time.Second), group)
+	if err != nil {
+		return kadm.DescribedGroup{Err: err}
+	}
+	return dg[group]
+}
+
+// waitForAssignment waits, on ev's events, until the group is Stable with
+// want members holding per partitions of topic each.
+func waitForAssignment(t *testing.T, ev *groupEvents, adm *kadm.Client, group, topic string, want, per int) kadm.DescribedGroup {
+	t.Helper()
+	var g kadm.DescribedGroup
+	ev.until(t, fmt.Sprintf("group %s: %d members with %d partitions each", group, want, per), func() bool {
+		g = describe(t, adm, group)
+		return assignedAs(g, topic, want, per)
+	})
+	return g
 }
 
 func TestGroupThreeConsumersSixPartitions(t *testing.T) {
-	b := testenv.StartBroker(t, broker.Options{Settings: groupSettings()})
+	b, _ := startGroupBroker(t, "")
 	for _, bal := range []struct {
 		name string
 		b    kgo.GroupBalancer
@@ -122,16 +193,17 @@ func TestGroupThreeConsumersSixPartitions(t *testing.T) {
 			topic, group := "three-"+bal.name, "g-three-"+bal.name
 			testenv.CreateTopic(t, b.Addr, topic, 6, nil)
 			adm := kadm.NewClient(testenv.Client(t, b.Addr))
+			ev := newGroupEvents()
 			var cls []*kgo.Client
 			for i := 0; i < 3; i++ {
-				cl := testenv.Client(t, b.Addr, groupOpts(group, topic, bal.b)...)
+				cl := testenv.Client(t, b.Addr, groupOpts(ev, group, topic, bal.b)...)
 				pollUntilClosed(t, cl, nil)
 				cls = append(cls, cl)
 			}
-			waitForAssignment(t, adm, group, topic, 3, 2)
+			waitForAssignment(t, ev, adm, group, topic, 3, 2)
 			// One leaves: the other two split all six.
 			cls[2].Close()
-			waitForAssignment(t, adm, group, topic, 2, 3)
+			waitForAssignment(t, ev, adm, group, topic, 2, 3)
 		})
 	}
 }
@@ -166,17 +238,26 @@ func (d *crashableDialer) crash() {
 	}
 }
 
-// TestGroupCrashedMemberResumesFromCommit: three members commit after
-// processing; one crashes (no LeaveGroup). After its session times out its
-// partitions move and the survivors resume from its last commit, so every
-// record is processed at least once and the final commits reach the end.
+func memberIDs(g kadm.DescribedGroup) map[string]bool {
+	ids := map[string]bool{}
+	for _, m := range g.Members {
+		ids[m.MemberID] = true
+	}
+	return ids
+}
+
+// TestGroupCrashedMemberResumesFromCommit: a member processes and commits
+// part of the topic, then crashes (no LeaveGroup). Stepping the broker's
+// clock past its session timeout removes it; two new members take its
+// partitions and resume from its commits, so every record is processed at
+// least once and the final commits reach the end.
 func TestGroupCrashedMemberResumesFromCommit(t *testing.T) {
 	for _, bal := range []struct {
 		name string
 		b    kgo.GroupBalancer
 	}{{"eager", kgo.RangeBalancer()}, {"cooperative", kgo.CooperativeStickyBalancer()}} {
 		t.Run(bal.name, func(t *testing.T) {
-			b := testenv.StartBroker(t, broker.Options{Settings: groupSettings()})
+			b, fake := startGroupBroker(t, "")
 			topic, group := "crash", "g-crash"
 			testenv.CreateTopic(t, b.Addr, topic, 6, nil)
 			const n = 3000
@@ -191,13 +272,44 @@ func TestGroupCrashedMemberResumesFromCommit(t *testing.T) {
 
 			var mu sync.Mutex
 			processed := map[string]int{}
-			var crashedProcessed atomic.Int64
-			start := func(d *crashableDialer, slow bool) *kgo.Client {
-				opts := append(groupOpts(group, topic, bal.b), kgo.DisableAutoCommit(), kgo.FetchMaxBytes(2000), kgo.FetchMaxPartitionBytes(500))
-				if d != nil {
-					opts = append(opts, kgo.Dialer(d.dial))
+			progress := make(chan struct{}, 1)
+			ev := newGroupEvents()
+			adm := kadm.NewClient(testenv.Client(t, b.Addr))
+
+			// The victim processes and commits a few small fetches, then
+			// stops polling (its heartbeats go on until the crash).
+			d := &crashableDialer{}
+			victimDone := make(chan struct{})
+			victim := testenv.Client(t, b.Addr, append(groupOpts(ev, group, topic, bal.b),
+				kgo.DisableAutoCommit(), kgo.FetchMaxBytes(2000), kgo.FetchMaxPartitionBytes(500), kgo.Dialer(d.dial))...)
+			go func() {
+				defer close(victimDone)
+				for seen := 0; seen < 200; {
+					fs := victim.PollFetches(ctx)
+					if fs.IsClientClosed() || ctx.Err() != nil {
+						return
+					}
+					recs := fs.Records()
+					mu.Lock()
+					for _, r := range recs {
+						processed[string(r.Value)]++
+					}
+					mu.Unlock()
+					seen += len(recs)
+					if err := victim.CommitRecords(ctx, recs...); err != nil {
+						t.Errorf("victim commit: %v", err)
+					}
 				}
-				cl := testenv.Client(t, b.Addr, opts...)
+			}()
+			victimGroup := waitForAssignment(t, ev, adm, group, topic, 1, 6)
+			<-victimDone
+			d.crash()
+			go victim.Close() // its LeaveGroup cannot get through
+
+			// Survivors have long sessions: only the victim's runs out
+			// when the clock is stepped.
+			survivor := func() {
+				cl := testenv.Client(t, b.Addr, append(groupOpts(ev, group, topic, bal.b), kgo.DisableAutoCommit(), kgo.SessionTimeout(30*time.Second))...)
 				go func() {
 					for {
 						fs := cl.PollFetches(ctx)
@@ -210,57 +322,59 @@ func TestGroupCrashedMemberResumesFromCommit(t *testing.T) {
 							processed[string(r.Value)]++
 						}
 						mu.Unlock()
-						if d != nil {
-							crashedProcessed.Add(int64(len(recs)))
-						}
-						if err := cl.CommitRecords(ctx, recs...); err != nil && d == nil {
+						if err := cl.CommitRecords(ctx, recs...); err != nil {
 							t.Logf("commit: %v", err)
 						}
-						if slow {
-							time.Sleep(20 * time.Millisecond)
+						select {
+						case progress <- struct{}{}:
+						default:
 						}
 					}
 				}()
-				return cl
 			}
-			d := &crashableDialer{}
-			victim := start(d, true)
-			adm := kadm.NewClient(testenv.Client(t, b.Addr))
-			waitForAssignment(t, adm, group, topic, 1, 6)
-			for crashedProcessed.Load() < 200 {
-				time.Sleep(10 * time.Millisecond)
-			}
-			d.crash()
-			go victim.Close() // its LeaveGroup cannot get through
-			start(nil, false)
-			start(nil, false)
-
-			// Everything is eventually processed and committed.
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				mu.Lock()
-				got := len(processed)
-				mu.Unlock()
-				if got == n {
+			survivor()
+			survivor()
+			// Step past the victim's 1.5 s session; a heartbeat of its
+			// still in flight at the crash could re-arm it once, so step
+			// again while it is still listed (each check is a response).
+			victimID := victimGroup.Members[0].MemberID
+			for i := 0; ; i++ {
+				if i == 10 {
+					t.Fatal("the crashed member never expired")
+				}
+				fake.Advance(1600 * time.Millisecond)
+				if !memberIDs(describe(t, adm, group))[victimID] {
 					break
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("processed %d distinct records of %d", got, n)
-				}
-				time.Sleep(50 * time.Millisecond)
 			}
+			waitForAssignment(t, ev, adm, group, topic, 2, 3)
+
+			// Everything is eventually processed and committed.
+			waitProgress := func(what string, cond func() bool) {
+				t.Helper()
+				deadline := time.NewTimer(30 * time.Second)
+				defer deadline.Stop()
+				for !cond() {
+					select {
+					case <-progress:
+					case <-deadline.C:
+						t.Fatalf("timed out waiting for %s", what)
+					}
+				}
+			}
+			waitProgress("every record processed", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(processed) == n
+			})
 			ends, err := adm.ListEndOffsets(ctx, topic)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for time.Now().Before(deadline) {
+			waitProgress("commits at the end offsets", func() bool {
 				offs, err := adm.FetchOffsets(ctx, group)
-				if err == nil && offsetsReach(offs, ends) {
-					return
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			t.Fatal("committed offsets never reached the end offsets")
+				return err == nil && offsetsReach(offs, ends)
+			})
 		})
 	}
 }
@@ -277,11 +391,11 @@ func offsetsReach(offs kadm.OffsetResponses, ends kadm.ListedOffsets) bool {
 }
 
 // TestGroupOffsetsSurviveRestart commits, stops the broker, starts a new one
-// on the same data directory, and reads the same offsets back; a consumer in
-// the group then resumes from them.
+// on the same data directory, and reads the same offsets back (after the
+// new coordinator loads __consumer_offsets).
 func TestGroupOffsetsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
-	b := testenv.StartBroker(t, broker.Options{DataDir: dir, Settings: groupSettings()})
+	b, _ := startGroupBroker(t, dir)
 	topic, group := "restart-commits", "g-restart"
 	testenv.CreateTopic(t, b.Addr, topic, 3, nil)
 	ctx := testenv.Context(t, 30*time.Second)
@@ -297,9 +411,9 @@ func TestGroupOffsetsSurviveRestart(t *testing.T) {
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	b2 := testenv.StartBroker(t, broker.Options{DataDir: dir, Settings: groupSettings()})
+	b2, _ := startGroupBroker(t, dir)
 	adm2 := kadm.NewClient(testenv.Client(t, b2.Addr))
-	got, err := adm2.FetchOffsets(ctx, group)
+	got, err := adm2.FetchOffsets(ctx, group) // kgo retries COORDINATOR_LOAD_IN_PROGRESS
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,35 +428,44 @@ func TestGroupOffsetsSurviveRestart(t *testing.T) {
 // TestGroupMembershipSurvivesRestart: the broker restarts (same address,
 // same data directory) under a stable group; the group's metadata record
 // brings the member back with its generation, so the consumer's heartbeats
-// carry on and no rebalance happens.
+// carry on and no rebalance happens — even as the new broker's clock is
+// stepped well past the member's session timeout, heartbeat by heartbeat.
 func TestGroupMembershipSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	b := testenv.StartBroker(t, broker.Options{DataDir: dir, Settings: groupSettings()})
+	fake := clock.NewFake(time.Now())
+	opts := broker.Options{DataDir: dir, Clock: fake, Settings: groupSettings()}
+	b := testenv.StartBroker(t, opts)
 	addr := b.Addr
 	topic, group := "restart-members", "g-restart-members"
 	testenv.CreateTopic(t, addr, topic, 2, nil)
 	var revoked atomic.Int32
-	cl := testenv.Client(t, addr, append(groupOpts(group, topic, kgo.RangeBalancer()),
+	ev := newGroupEvents()
+	cl := testenv.Client(t, addr, append(groupOpts(ev, group, topic, kgo.RangeBalancer()),
 		kgo.SessionTimeout(6*time.Second),
 		kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) { revoked.Add(1) }))...)
 	pollUntilClosed(t, cl, nil)
 	adm := kadm.NewClient(testenv.Client(t, addr))
-	before := waitForAssignment(t, adm, group, topic, 1, 2)
+	before := waitForAssignment(t, ev, adm, group, topic, 1, 2)
 	revokedBefore := revoked.Load()
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	testenv.StartBroker(t, broker.Options{DataDir: dir, Listen: addr, Settings: groupSettings()})
-	after := waitForAssignment(t, adm, group, topic, 1, 2)
+	opts.Listen = addr
+	testenv.StartBroker(t, opts)
+	after := waitForAssignment(t, ev, adm, group, topic, 1, 2)
 	if after.Members[0].MemberID != before.Members[0].MemberID {
 		t.Fatalf("member id changed across the restart: %s → %s", before.Members[0].MemberID, after.Members[0].MemberID)
 	}
-	time.Sleep(500 * time.Millisecond) // several heartbeats
+	// 4 s steps, each followed by heartbeats (the second is certainly
+	// handled after the step): 12 s in all against a 6 s session.
+	for i := 0; i < 3; i++ {
+		fake.Advance(4 * time.Second)
+		ev.heartbeatsAfter(t, 2)
+	}
 	if n := revoked.Load(); n != revokedBefore {
 		t.Fatalf("a rebalance revoked partitions %d times across the restart", n-revokedBefore)
 	}
-	dg, err := adm.DescribeGroups(testenv.Context(t, 5*time.Second), group)
-	if err != nil || dg[group].State != "Stable" {
-		t.Fatalf("after heartbeats: %v %+v", err, dg[group])
+	if g := describe(t, adm, group); g.State != "Stable" || !memberIDs(g)[before.Members[0].MemberID] {
+		t.Fatalf("after heartbeats: %+v", g)
 	}
 }

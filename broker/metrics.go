@@ -29,6 +29,7 @@ type metrics struct {
 	replicationBytesIn  prometheus.Counter
 	isrChanges          *prometheus.CounterVec
 	replicaFetchErrors  prometheus.Counter
+	leaderElections     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -47,7 +48,8 @@ func newMetrics() *metrics {
 	m.replicationBytesIn = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_replication_bytes_in_total", Help: "Record batch bytes appended as a follower."})
 	m.isrChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_isr_changes_total", Help: "ISR changes this broker wrote as leader, by kind (expand, shrink) and outcome."}, []string{"kind", "outcome"})
 	m.replicaFetchErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_replica_fetch_errors_total", Help: "Failed replica fetch round trips to leaders."})
-	m.reg.MustRegister(m.replicationBytesOut, m.replicationBytesIn, m.isrChanges, m.replicaFetchErrors)
+	m.leaderElections = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_controller_partition_changes_total", Help: "Partition leader/ISR changes this broker wrote as controller."})
+	m.reg.MustRegister(m.replicationBytesOut, m.replicationBytesIn, m.isrChanges, m.replicaFetchErrors, m.leaderElections)
 	m.reg.MustRegister(m.connections, m.requests, m.requestSeconds, m.bytesIn, m.bytesOut, m.recordsIn, m.rejectedBatches, m.duplicateBatches,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

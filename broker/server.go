@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/broker/clock"
+	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/coord"
 	"github.com/strata-broker/strata/remotestore"
 	"github.com/strata-broker/strata/tiering"
@@ -96,7 +97,7 @@ type Broker struct {
 	metrics  *metrics
 	topics   *topicRegistry
 	pids     *producerIDs
-	groups   *groupCoordinator
+	groups   *group.Coordinator
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -116,6 +117,8 @@ type Broker struct {
 	// follower fetchers (replication.go).
 	isr      *isrWriter
 	replicas *replicaManager
+	ctrl     *controller // controller.go
+	fwd      forwarder   // forward.go
 
 	// tier is nil unless Options.Remote is set.
 	tier *tiering.Manager
@@ -165,6 +168,8 @@ func New(opts Options) (_ *Broker, err error) {
 	b.pids = newProducerIDs(b.coord)
 	b.isr = newISRWriter(b)
 	b.replicas = newReplicaManager(b)
+	b.ctrl = newController(b)
+	b.fwd.b = b
 	if err := b.openTiering(); err != nil {
 		return nil, err
 	}
@@ -172,6 +177,10 @@ func New(opts Options) (_ *Broker, err error) {
 		undo = append(undo, b.tier.Close)
 	}
 	b.topics = newTopicRegistry(b)
+	if b.groups, err = newGroupCoordinator(b); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { b.groups.Close() })
 	if err := b.topics.load(b.ctx); err != nil {
 		b.topics.closeAll()
 		return nil, err
@@ -201,8 +210,7 @@ func New(opts Options) (_ *Broker, err error) {
 		return nil, err
 	}
 	b.topics.refreshBrokers()
-	b.groups = newGroupCoordinator(b)
-	b.groups.start()
+	b.goBackground(b.ctrl.run)
 	return b, nil
 }
 
@@ -289,7 +297,7 @@ func (b *Broker) Close() error {
 	defer close(b.closed)
 
 	b.cancel()
-	b.groups.close()
+	b.groups.Close()
 	b.ln.Close()
 	b.connsMu.Lock()
 	for c := range b.conns {

@@ -25,6 +25,7 @@ type brokerSettings struct {
 	groupMaxSessionMs       int64
 	groupInitialDelayMs     int64
 	offsetsRetentionCheckMs int64
+	groupLagMetrics         string // group.lag.metrics: partition, group or off (broker/group/metrics.go)
 
 	// tiered storage (tiering.go)
 	remoteTaskIntervalMs int64
@@ -76,6 +77,7 @@ var brokerConfigDefs = []brokerConfigDef{
 	{"replica.fetch.max.bytes", "1048576", typeInt, intBetween(1024, 1<<31-1)},
 	{"replica.fetch.response.max.bytes", "10485760", typeInt, intBetween(1024, 1<<31-1)},
 	{"replica.fetch.wait.max.ms", "500", typeInt, intBetween(1, 1<<31-1)},
+	{"group.lag.metrics", "partition", typeString, oneOf("partition", "group", "off")},
 }
 
 var brokerConfigByName = func() map[string]*brokerConfigDef {
@@ -171,6 +173,7 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.groupMaxSessionMs = atoi("group.max.session.timeout.ms")
 	s.groupInitialDelayMs = atoi("group.initial.rebalance.delay.ms")
 	s.offsetsRetentionCheckMs = atoi("offsets.retention.check.interval.ms")
+	s.groupLagMetrics = get("group.lag.metrics")
 	s.replicaLagTimeMaxMs = atoi("replica.lag.time.max.ms")
 	s.remoteTaskIntervalMs = atoi("remote.log.manager.task.interval.ms")
 	s.retentionCheckMs = atoi("log.retention.check.interval.ms")

@@ -24,7 +24,12 @@ func (b *Broker) restoreTopic(ctx context.Context, name string) (*topic, error) 
 		configs[k] = v
 	}
 	configs["remote.storage.enable"] = "true"
-	t, err := b.topics.create(ctx, name, int32(doc.Partitions), 1, configs)
+	rf := min(b.settings.defaultReplication, int16(max(len(b.topics.liveBrokers()), 1)))
+	assignment, err := b.ctrl.placeTopic(name, int32(doc.Partitions), rf, nil)
+	if err != nil {
+		return nil, err
+	}
+	t, err := b.topics.create(ctx, name, assignment, configs)
 	if err != nil {
 		return nil, err
 	}

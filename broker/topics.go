@@ -59,6 +59,7 @@ type topicRegistry struct {
 	byID       map[[16]byte]*topic
 	brokers    []coord.BrokerInfo
 	controller int32
+	changed    chan struct{} // closed and replaced on every install
 
 	// createMu serialises everything that opens, closes or deletes logs:
 	// reconciliation and this broker's own topic creation and deletion, so
@@ -213,6 +214,10 @@ func (r *topicRegistry) installLocked(m coord.TopicMeta) error {
 	r.mu.Lock()
 	r.byName[m.Name] = t
 	r.byID[m.ID] = t
+	if r.changed != nil {
+		close(r.changed)
+	}
+	r.changed = make(chan struct{})
 	r.mu.Unlock()
 	return nil
 }
@@ -228,11 +233,15 @@ func (r *topicRegistry) applyRole(m coord.TopicMeta, p *partition.Partition, pm 
 		r.b.replicas.unfollow(p)
 		if err := p.BecomeLeader(pm, self, time.Duration(r.b.settings.replicaLagTimeMaxMs)*time.Millisecond); err != nil {
 			r.b.log.Error("cannot become leader", "topic", m.Name, "partition", pm.Partition, "err", err)
+			return
 		}
+		r.b.offsetsLeadership(m.Name, p, true)
 	case pm.Leader >= 0:
+		r.b.offsetsLeadership(m.Name, p, false)
 		p.BecomeFollower(pm)
 		r.b.replicas.follow(p, m.ID, pm.Leader, pm.LeaderEpoch)
 	default:
+		r.b.offsetsLeadership(m.Name, p, false)
 		p.BecomeFollower(pm)
 		r.b.replicas.unfollow(p)
 	}
@@ -261,6 +270,7 @@ func (r *topicRegistry) dropLocked(t *topic, deleteRemote bool) error {
 	defer cancel()
 	for _, p := range t.hosted() {
 		r.b.replicas.unfollow(p)
+		r.b.offsetsLeadership(t.meta.Name, p, false)
 		tp := p.Tier()
 		if err := p.Delete(); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s-%d: %w", t.meta.Name, p.Index, err))
@@ -302,6 +312,32 @@ func (r *topicRegistry) partition(name string, idx int32) (*topic, *partition.Pa
 	return t, t.partition(idx)
 }
 
+// waitFor waits up to d for a topic to appear in this broker's view (a
+// topic another broker created reaches it through coord.Watch).
+func (r *topicRegistry) waitFor(ctx context.Context, name string, d time.Duration) *topic {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		t := r.byName[name]
+		if r.changed == nil {
+			r.changed = make(chan struct{})
+		}
+		ch := r.changed
+		r.mu.Unlock()
+		if t != nil {
+			return t
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
 // all returns topics sorted by name.
 func (r *topicRegistry) all() []*topic {
 	r.mu.RLock()
@@ -325,20 +361,16 @@ func (r *topicRegistry) allPartitions() []*partition.Partition {
 
 var errTopicExists = coord.ErrTopicExists
 
-// create stores a new topic in coord and opens its partitions here.
-func (r *topicRegistry) create(ctx context.Context, name string, partitions int32, rf int16, configs map[string]string) (*topic, error) {
+// create stores a new topic in coord with the given replica lists (the
+// controller placed them) and opens this broker's replicas of it. Controller
+// only: coord refuses the write otherwise.
+func (r *topicRegistry) create(ctx context.Context, name string, assignment [][]int32, configs map[string]string) (*topic, error) {
 	r.createMu.Lock()
 	defer r.createMu.Unlock()
 	if r.get(name) != nil {
 		return nil, errTopicExists
 	}
-	m := coord.TopicMeta{Name: name, Configs: configs, Internal: isInternalTopic(name)}
-	for i := int32(0); i < partitions; i++ {
-		m.Partitions = append(m.Partitions, coord.PartitionMeta{
-			Partition: i, Leader: r.b.opts.NodeID, LeaderEpoch: 0,
-			Replicas: []int32{r.b.opts.NodeID}, ISR: []int32{r.b.opts.NodeID},
-		})
-	}
+	m := coord.TopicMeta{Name: name, Configs: configs, Internal: isInternalTopic(name), Partitions: newPartitions(0, assignment)}
 	stored, err := r.b.coord.CreateTopic(ctx, m)
 	if err != nil {
 		return nil, err
@@ -349,11 +381,12 @@ func (r *topicRegistry) create(ctx context.Context, name string, partitions int3
 		r.b.coord.DeleteTopic(ctx, name)
 		return nil, err
 	}
-	r.b.log.Info("created topic", "topic", name, "partitions", partitions, "configs", configs)
+	r.b.log.Info("created topic", "topic", name, "partitions", len(assignment), "configs", configs)
 	return r.get(name), nil
 }
 
-// addPartitions grows a topic to total partitions.
+// addPartitions grows a topic to total partitions, placed by the
+// controller. Controller only.
 func (r *topicRegistry) addPartitions(ctx context.Context, name string, total int32) error {
 	r.createMu.Lock()
 	defer r.createMu.Unlock()
@@ -362,11 +395,19 @@ func (r *topicRegistry) addPartitions(ctx context.Context, name string, total in
 		return coord.ErrUnknownTopic
 	}
 	m := t.meta.Clone()
-	for i := int32(len(m.Partitions)); i < total; i++ {
-		m.Partitions = append(m.Partitions, coord.PartitionMeta{
-			Partition: i, Leader: r.b.opts.NodeID, Replicas: []int32{r.b.opts.NodeID}, ISR: []int32{r.b.opts.NodeID},
-		})
+	existing := make([][]int32, len(m.Partitions))
+	for i, pm := range m.Partitions {
+		existing[i] = pm.Replicas
 	}
+	rf := int16(1)
+	if len(m.Partitions) > 0 {
+		rf = int16(len(m.Partitions[0].Replicas))
+	}
+	assignment, err := r.b.ctrl.placeTopic(name, total-int32(len(m.Partitions)), rf, existing)
+	if err != nil {
+		return err
+	}
+	m.Partitions = append(m.Partitions, newPartitions(int32(len(m.Partitions)), assignment)...)
 	stored, err := r.b.coord.UpdateTopic(ctx, m)
 	if err != nil {
 		return err

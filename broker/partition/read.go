@@ -25,6 +25,13 @@ func (p *Partition) ReadCommitted(offset int64, maxBytes int) ([]byte, error) {
 	return p.log.ReadBytes(offset, maxBytes, p.HighWatermark())
 }
 
+// ReadUpTo returns a copy of whole batches from offset up to maxBytes and
+// never past upTo (capped at the log end): the group coordinator's loader
+// replays __consumer_offsets to the log end, as Kafka's does.
+func (p *Partition) ReadUpTo(offset int64, maxBytes int, upTo int64) ([]byte, error) {
+	return p.log.ReadBytes(offset, maxBytes, min(upTo, p.log.LogEndOffset()))
+}
+
 // IsRemoteOffset reports whether offset lies below the local log but within
 // the remote one, so a read must go to the bucket.
 func (p *Partition) IsRemoteOffset(offset int64) bool {

@@ -1,4 +1,4 @@
-package broker
+package group
 
 import (
 	"sort"
@@ -19,23 +19,23 @@ import (
 // its leader's assignment. Commits are allowed during PreparingRebalance so
 // members can commit before they rejoin (onPartitionsRevoked).
 func (g *group) validateCommit(memberID string, instanceID *string, generation int32) *kerr.Error {
-	if g.state == groupDead {
+	if g.mu.state == groupDead {
 		return kerr.CoordinatorNotAvailable
 	}
-	if generation < 0 && g.state == groupEmpty {
+	if generation < 0 && g.mu.state == groupEmpty {
 		return nil
 	}
 	if e := g.checkInstance(instanceID, memberID); e != nil {
 		return e
 	}
-	m := g.members[memberID]
+	m := g.mu.members[memberID]
 	if m == nil {
 		return kerr.UnknownMemberID
 	}
-	if generation != g.generation {
+	if generation != g.mu.generation {
 		return kerr.IllegalGeneration
 	}
-	if g.state == groupCompletingRebalance {
+	if g.mu.state == groupCompletingRebalance {
 		return kerr.RebalanceInProgress
 	}
 	// A commit counts as a heartbeat, as in Kafka.
@@ -67,8 +67,8 @@ func (g *group) commit(parts []offsetCommitPart) {
 	if len(recs) == 0 {
 		return
 	}
-	if err := g.gc.appendGroupRecords(g.partition, recs); err != nil {
-		g.gc.b.log.Error("cannot store offset commit", "group", g.id, "err", err)
+	if err := g.c.appendRecords(g, recs); err != nil {
+		g.c.log.Error("cannot store offset commit", "group", g.id, "err", err)
 		for _, i := range idx {
 			parts[i].err = appendErr(err)
 		}
@@ -82,30 +82,30 @@ func (g *group) commit(parts []offsetCommitPart) {
 }
 
 func (g *group) setOffset(topic string, partition int32, o committedOffset) {
-	ps := g.offsets[topic]
+	ps := g.mu.offsets[topic]
 	if ps == nil {
 		ps = map[int32]committedOffset{}
-		g.offsets[topic] = ps
+		g.mu.offsets[topic] = ps
 	}
 	ps[partition] = o
 }
 
 func (g *group) deleteOffset(topic string, partition int32) {
-	if ps := g.offsets[topic]; ps != nil {
+	if ps := g.mu.offsets[topic]; ps != nil {
 		delete(ps, partition)
 		if len(ps) == 0 {
-			delete(g.offsets, topic)
+			delete(g.mu.offsets, topic)
 		}
 	}
 }
 
-func (g *group) hasOffsets() bool { return len(g.offsets) > 0 }
+func (g *group) hasOffsets() bool { return len(g.mu.offsets) > 0 }
 
 // offsetFor returns the committed offset of one partition, or Kafka's
 // "none" (-1, leader epoch -1, empty metadata).
 func (g *group) offsetFor(topic string, partition int32) committedOffset {
 	if g != nil {
-		if o, ok := g.offsets[topic][partition]; ok {
+		if o, ok := g.mu.offsets[topic][partition]; ok {
 			return o
 		}
 	}
@@ -117,8 +117,8 @@ func (g *group) committedTopics() []string {
 	if g == nil {
 		return nil
 	}
-	ts := make([]string, 0, len(g.offsets))
-	for t := range g.offsets {
+	ts := make([]string, 0, len(g.mu.offsets))
+	for t := range g.mu.offsets {
 		ts = append(ts, t)
 	}
 	sort.Strings(ts)
@@ -126,8 +126,8 @@ func (g *group) committedTopics() []string {
 }
 
 func (g *group) committedPartitions(topic string) []int32 {
-	ps := make([]int32, 0, len(g.offsets[topic]))
-	for p := range g.offsets[topic] {
+	ps := make([]int32, 0, len(g.mu.offsets[topic]))
+	for p := range g.mu.offsets[topic] {
 		ps = append(ps, p)
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
@@ -138,13 +138,13 @@ func (g *group) committedPartitions(topic string) []int32 {
 // ok is false when the group is not a consumer group or a subscription does
 // not decode — then nothing can be said about which topics are in use.
 func (g *group) subscribedTopics() (topics map[string]bool, ok bool) {
-	if g.protocolType != "consumer" || g.protocol == "" {
+	if g.mu.protocolType != "consumer" || g.mu.protocol == "" {
 		return nil, false
 	}
 	topics = map[string]bool{}
-	for _, m := range g.members {
+	for _, m := range g.mu.members {
 		var md kmsg.ConsumerMemberMetadata
-		if err := md.ReadFrom(m.metadataFor(g.protocol)); err != nil {
+		if err := md.ReadFrom(m.metadataFor(g.mu.protocol)); err != nil {
 			return nil, false
 		}
 		for _, t := range md.Topics {
@@ -163,7 +163,7 @@ func (g *group) deleteOffsets(tps map[string][]int32) error {
 			recs = append(recs, offsetTombstone(g.id, t, p))
 		}
 	}
-	if err := g.gc.appendGroupRecords(g.partition, recs); err != nil {
+	if err := g.c.appendRecords(g, recs); err != nil {
 		return err
 	}
 	for t, ps := range tps {
@@ -184,13 +184,13 @@ func (g *group) deleteGroup() error {
 		}
 	}
 	recs = append(recs, groupTombstone(g.id))
-	if err := g.gc.appendGroupRecords(g.partition, recs); err != nil {
+	if err := g.c.appendRecords(g, recs); err != nil {
 		return err
 	}
-	g.offsets = map[string]map[int32]committedOffset{}
+	g.mu.offsets = map[string]map[int32]committedOffset{}
 	g.stopTimers()
 	g.setState(groupDead)
-	g.gc.removeGroup(g)
+	g.c.removeGroup(g)
 	return nil
 }
 
@@ -209,10 +209,10 @@ func (g *group) expiredOffsets(now time.Time, retention time.Duration) map[strin
 	var subscribed map[string]bool
 	byCommit := false
 	switch {
-	case g.state == groupEmpty && g.protocolType != "":
-	case g.state == groupEmpty:
+	case g.mu.state == groupEmpty && g.mu.protocolType != "":
+	case g.mu.state == groupEmpty:
 		byCommit = true
-	case g.state == groupStable:
+	case g.mu.state == groupStable:
 		var ok bool
 		if subscribed, ok = g.subscribedTopics(); !ok {
 			return nil
@@ -227,8 +227,8 @@ func (g *group) expiredOffsets(now time.Time, retention time.Duration) map[strin
 			continue
 		}
 		for _, p := range g.committedPartitions(t) {
-			o := g.offsets[t][p]
-			base := g.stateTime
+			o := g.mu.offsets[t][p]
+			base := g.mu.stateTime
 			if byCommit {
 				base = o.commitTime
 			}
@@ -247,48 +247,46 @@ func (g *group) expiredOffsets(now time.Time, retention time.Duration) map[strin
 // expireOffsets removes expired offsets and, when an Empty group is left
 // with none, the group itself, as Kafka's cleanupGroupMetadata does.
 func (g *group) expireOffsets(now time.Time, retention time.Duration) {
-	if g.state == groupDead {
+	if g.mu.state == groupDead {
 		return
 	}
 	exp := g.expiredOffsets(now, retention)
 	if len(exp) > 0 {
 		if err := g.deleteOffsets(exp); err != nil {
-			g.gc.b.log.Error("cannot expire offsets", "group", g.id, "err", err)
+			g.c.log.Error("cannot expire offsets", "group", g.id, "err", err)
 			return
 		}
 		n := 0
 		for _, ps := range exp {
 			n += len(ps)
 		}
-		g.gc.b.log.Info("expired committed offsets", "group", g.id, "partitions", n)
+		g.c.log.Info("expired committed offsets", "group", g.id, "partitions", n)
 	}
-	if g.state == groupEmpty && !g.hasOffsets() {
+	if g.mu.state == groupEmpty && !g.hasOffsets() {
 		if err := g.deleteGroup(); err != nil {
-			g.gc.b.log.Error("cannot remove empty group", "group", g.id, "err", err)
+			g.c.log.Error("cannot remove empty group", "group", g.id, "err", err)
 		}
 	}
+}
+
+// armExpiry schedules the next expiry pass offsets.retention.check.interval.ms
+// from now, on the coordinator's clock (Kafka's delete-expired-group-metadata
+// task).
+func (c *Coordinator) armExpiry() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.expiry = c.afterFuncLocked(c.opts.RetentionCheckInterval, func() {
+		c.expireAll()
+		c.armExpiry()
+	})
 }
 
 // expireAll runs one expiry pass over every loaded group.
-func (gc *groupCoordinator) expireAll() {
-	now := gc.b.now()
-	for _, g := range gc.allGroups() {
+func (c *Coordinator) expireAll() {
+	now := c.now()
+	for _, g := range c.allGroups() {
 		g.mu.Lock()
-		g.expireOffsets(now, gc.retention)
+		g.expireOffsets(now, c.opts.OffsetsRetention)
 		g.mu.Unlock()
-	}
-}
-
-// expiryLoop runs expireAll every offsets.retention.check.interval.ms.
-func (gc *groupCoordinator) expiryLoop() {
-	t := time.NewTicker(time.Duration(gc.b.settings.offsetsRetentionCheckMs) * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-gc.b.ctx.Done():
-			return
-		case <-t.C:
-			gc.expireAll()
-		}
 	}
 }

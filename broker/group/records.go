@@ -1,14 +1,12 @@
-package broker
+package group
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/strata-broker/strata/localstore"
 )
 
 // The __consumer_offsets record formats are Kafka's, encoded and decoded with
@@ -77,9 +75,22 @@ func groupMetadataRecord(group string, v *kmsg.GroupMetadataValue) groupRecord {
 
 func groupTombstone(group string) groupRecord { return groupRecord{key: groupMetadataKey(group)} }
 
+// RecordBatch v2 framing (Kafka's DefaultRecordBatch): Length counts the
+// bytes after the base offset and the length field, and the CRC-32C sits
+// after the partition leader epoch and magic and covers everything from the
+// attributes on. The log assigns the base offset and leader epoch, which
+// lie outside the CRC.
+const (
+	batchLengthPos      = 8             // after baseOffset
+	batchLengthOverhead = 8 + 4         // baseOffset, length
+	batchCRCPos         = 8 + 4 + 4 + 1 // baseOffset, length, partitionLeaderEpoch, magic
+	batchCRCEnd         = batchCRCPos + 4
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 // buildGroupBatch encodes records as one uncompressed RecordBatch v2 with
-// kmsg's types. The log assigns the base offset and leader epoch, which lie
-// outside the CRC.
+// kmsg's types.
 func buildGroupBatch(recs []groupRecord, nowMs int64) []byte {
 	var body []byte
 	for i, r := range recs {
@@ -103,9 +114,9 @@ func buildGroupBatch(recs []groupRecord, nowMs int64) []byte {
 		NumRecords:           int32(len(recs)),
 		Records:              body,
 	}
-	rb.Length = int32(localstore.BatchHeaderSize - 12 + len(body))
 	b := rb.AppendTo(nil)
-	localstore.SetCRC(b)
+	binary.BigEndian.PutUint32(b[batchLengthPos:], uint32(len(b)-batchLengthOverhead))
+	binary.BigEndian.PutUint32(b[batchCRCPos:], crc32.Checksum(b[batchCRCEnd:], castagnoli))
 	return b
 }
 
@@ -122,7 +133,7 @@ type groupLogEntry struct {
 	metadata   *kmsg.GroupMetadataValue // nil: tombstone
 }
 
-var errBadGroupRecord = errors.New("bad __consumer_offsets record")
+var errBadGroupRecord = errors.New("group: bad __consumer_offsets record")
 
 // decodeGroupRecord decodes one record's key and value. ok is false for keys
 // we deliberately skip (KIP-848 / share-group record types).
@@ -174,53 +185,4 @@ func decodeGroupRecord(key, value []byte) (e groupLogEntry, ok bool, err error) 
 		}
 		return e, false, nil
 	}
-}
-
-// walkGroupBatches calls fn for every record of every data batch in b (bytes
-// read from a __consumer_offsets log) and returns the offset after the last
-// whole batch (-1 if there was none). Control batches are skipped; a trailing
-// partial batch ends the walk. A batch whose records do not decode is skipped
-// and reported as the error, after the walk has gone on past it.
-func walkGroupBatches(b []byte, fn func(key, value []byte)) (next int64, err error) {
-	next = -1
-	for len(b) >= localstore.BatchHeaderSize {
-		h, herr := localstore.ParseBatchHeader(b)
-		if herr != nil {
-			return next, fmt.Errorf("%w: %v", errBadGroupRecord, herr)
-		}
-		size := h.Size()
-		if size < localstore.BatchHeaderSize || size > len(b) {
-			return next, nil
-		}
-		batch := b[:size]
-		b = b[size:]
-		next = h.LastOffset() + 1
-		if h.IsControl() || h.NumRecords <= 0 {
-			continue
-		}
-		if berr := walkBatchRecords(h, batch, fn); berr != nil && err == nil {
-			err = berr
-		}
-	}
-	return next, err
-}
-
-func walkBatchRecords(h localstore.BatchHeader, batch []byte, fn func(key, value []byte)) error {
-	body, err := localstore.DecompressRecords(nil, h.Compression(), localstore.RecordsSection(batch))
-	if err != nil {
-		return fmt.Errorf("%w: batch at %d: %v", errBadGroupRecord, h.BaseOffset, err)
-	}
-	for i := int32(0); i < h.NumRecords; i++ {
-		n, ln := kbin.Varint(body)
-		if ln <= 0 || n < 0 || int(n) > len(body)-ln {
-			return fmt.Errorf("%w: record %d of batch at %d: bad length", errBadGroupRecord, i, h.BaseOffset)
-		}
-		var rec kmsg.Record
-		if err := rec.ReadFrom(body[:ln+int(n)]); err != nil {
-			return fmt.Errorf("%w: record %d of batch at %d: %v", errBadGroupRecord, i, h.BaseOffset, err)
-		}
-		body = body[ln+int(n):]
-		fn(rec.Key, rec.Value)
-	}
-	return nil
 }

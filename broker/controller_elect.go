@@ -1,0 +1,109 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/strata-broker/strata/broker/placement"
+	"github.com/strata-broker/strata/coord"
+)
+
+// partKey names one partition.
+type partKey struct {
+	topic string
+	index int32
+}
+
+// reconcile brings every partition in line with the live broker set, the
+// controller's main duty: brokers that went away leave ISRs and their
+// leaderships move (only within the ISR unless unclean election is on),
+// brokers that came back with a new epoch (restart, wiped disk: KIP-903)
+// leave ISRs until they catch up, brokers in controlled shutdown hand their
+// leaderships over, offline partitions get a leader as soon as an ISR member
+// is back. The decisions are broker/placement's; this writes the ones that
+// change something, each fenced by the controller term.
+//
+// Broker changes are computed between successive passes of one term; a
+// partition whose write failed keeps what it still owes and gets it on the
+// next pass, so a change is applied to each partition exactly once.
+func (c *controller) reconcile(term coord.Term) {
+	b := c.b
+	brokers, err := b.coord.Brokers(b.ctx)
+	if err != nil {
+		return
+	}
+	var diff placement.BrokerChanges
+	if c.prevBrokers != nil {
+		diff = placement.ChangedBrokers(c.prevBrokers, brokers)
+	}
+	c.prevBrokers = brokers
+	live := placement.LiveOf(brokers)
+	metas, err := b.coord.Topics(b.ctx)
+	if err != nil {
+		return
+	}
+	seen := map[partKey]bool{}
+	for _, t := range metas {
+		unclean := b.settings.uncleanElection
+		if v, ok := t.Configs["unclean.leader.election.enable"]; ok {
+			unclean = v == "true"
+		}
+		for _, pm := range t.Partitions {
+			k := partKey{t.Name, pm.Partition}
+			seen[k] = true
+			owed := mergeChanges(c.owed[k], diff)
+			d := placement.Reconcile(pm, live, owed, unclean)
+			if !d.Changed {
+				delete(c.owed, k)
+				continue
+			}
+			select {
+			case <-term.Done:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+			stored, err := b.coord.UpdatePartition(ctx, t.Name, d.Meta, coord.AsController)
+			cancel()
+			switch {
+			case err == nil:
+				delete(c.owed, k)
+				b.metrics.leaderElections.Inc()
+				lvl := b.log.Info
+				if d.Unclean {
+					lvl = b.log.Warn
+				}
+				lvl("controller changed a partition", "topic", t.Name, "partition", pm.Partition, "leader", stored.Leader,
+					"leader_epoch", stored.LeaderEpoch, "isr", stored.ISR, "was_leader", pm.Leader, "was_isr", pm.ISR, "unclean", d.Unclean)
+			case errors.Is(err, coord.ErrNotController):
+				return
+			default:
+				c.owed[k] = owed
+				b.log.Info("controller write refused; retrying", "topic", t.Name, "partition", pm.Partition, "err", err)
+				b.kickController()
+			}
+		}
+	}
+	for k := range c.owed {
+		if !seen[k] {
+			delete(c.owed, k)
+		}
+	}
+}
+
+// mergeChanges is the union of two sets of broker changes.
+func mergeChanges(a, b placement.BrokerChanges) placement.BrokerChanges {
+	union := func(x, y []int32) []int32 {
+		out := slices.Clone(x)
+		for _, id := range y {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	return placement.BrokerChanges{Gone: union(a.Gone, b.Gone), Rejoined: union(a.Rejoined, b.Rejoined), ShuttingDown: union(a.ShuttingDown, b.ShuttingDown)}
+}
