@@ -89,6 +89,7 @@ the other commands are operator tools that reach a broker with
 		newBenchCmd(getenv),
 		newDumpLogCmd(),
 		newTierCmd(getenv),
+		newClusterCmd(getenv),
 	)
 	return root
 }
