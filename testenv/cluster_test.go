@@ -403,9 +403,7 @@ func TestCluster(t *testing.T) {
 		}
 	}
 	follower.Pause()
-	if st, err := follower.Stat(); err != nil || st.State != 'T' {
-		t.Fatalf("paused follower %d: %+v, %v", follower.NodeID, st, err)
-	}
+	waitState(t, follower.Process, 'T', false)
 	if isr := c.WaitForISR(topic, 0, 2); slices.Contains(isr, follower.NodeID) {
 		t.Fatalf("paused follower %d still in ISR %v", follower.NodeID, isr)
 	}

@@ -281,7 +281,8 @@ func TestClusterStatusBrokerDown(t *testing.T) {
 	c.CreateTopic("rf1", 3, 1, nil)
 	ctrl := c.WaitForController(-1)
 	rep, r := statusJSON(t, c.Bootstrap())
-	if r.code != 0 || len(rep.Brokers) != 3 || rep.Controller != ctrl || rep.UnderReplicatedCount != 0 || rep.OfflineCount != 0 {
+	if r.code != 0 || len(rep.Brokers) != 3 || rep.Controller != ctrl || rep.UnderReplicatedCount != len(rep.UnderReplicated) ||
+		len(ofTopic(rep.UnderReplicated, "rf3")) != 0 || rep.OfflineCount != 0 {
 		t.Fatalf("healthy cluster: exit %d %+v\n%s", r.code, rep, r.stderr)
 	}
 	for i, b := range rep.Brokers {
@@ -308,10 +309,12 @@ func TestClusterStatusBrokerDown(t *testing.T) {
 	for p := range int32(2) {
 		c.WaitForISR("rf3", p, 2)
 	}
+	// The controller takes the dead broker's RF=1 partitions offline once
+	// its registration expires: poll the command until it says so.
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		rep, r = statusJSON(t, c.Bootstrap())
-		if rep.OfflineCount == len(onThree) || time.Now().After(deadline) {
+		if len(ofTopic(rep.Offline, "rf1")) == len(onThree) || time.Now().After(deadline) {
 			break
 		}
 		timer := time.NewTimer(200 * time.Millisecond)
@@ -320,17 +323,36 @@ func TestClusterStatusBrokerDown(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "offline") {
 		t.Errorf("with offline partitions: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if len(rep.Brokers) != 2 || rep.UnderReplicatedCount != 2 || rep.OfflineCount != len(onThree) {
+	under, offline := ofTopic(rep.UnderReplicated, "rf3"), ofTopic(rep.Offline, "rf1")
+	if len(rep.Brokers) != 2 || len(under) != 2 || len(offline) != len(onThree) ||
+		rep.UnderReplicatedCount != len(rep.UnderReplicated) || rep.OfflineCount != len(rep.Offline) {
 		t.Fatalf("broker 3 down: %+v (rf1 partitions on 3: %v)", rep, onThree)
 	}
-	for _, p := range rep.UnderReplicated {
-		if p.Topic != "rf3" || slices.Contains(p.ISR, 3) || len(p.Replicas) != 3 {
+	for _, p := range under {
+		if slices.Contains(p.ISR, 3) || len(p.Replicas) != 3 || p.Leader == 3 {
 			t.Errorf("under-replicated %+v", p)
 		}
 	}
-	for i, p := range rep.Offline {
-		if p.Topic != "rf1" || p.Partition != onThree[i] {
-			t.Errorf("offline %+v, want rf1-%d", p, onThree[i])
+	for i, p := range offline {
+		if p.Partition != onThree[i] || p.Leader >= 0 && p.Leader != 3 {
+			t.Errorf("offline %+v, want rf1-%d without a live leader", p, onThree[i])
 		}
 	}
+	// Only internal topics (__consumer_offsets, RF 3) may join them.
+	for _, p := range append(rep.UnderReplicated, rep.Offline...) {
+		if p.Topic != "rf1" && p.Topic != "rf3" && !strings.HasPrefix(p.Topic, "__") {
+			t.Errorf("unexpected partition needing attention: %+v", p)
+		}
+	}
+}
+
+// ofTopic keeps the partitions of topic.
+func ofTopic(ps []partitionState, topic string) []partitionState {
+	var out []partitionState
+	for _, p := range ps {
+		if p.Topic == topic {
+			out = append(out, p)
+		}
+	}
+	return out
 }
