@@ -65,15 +65,18 @@ func StrataBinary(t testing.TB) string {
 	return buildPath
 }
 
-// Process is a `strata serve` child process.
+// Process is a `strata serve` child process. Its methods are called from the
+// test's goroutine (they may call t.Fatal).
 type Process struct {
 	t       testing.TB
 	bin     string
 	DataDir string
 	Addr    string // host:port clients connect to
 	Args    []string
+	env     []string // kept so Restart starts the same process again
 	cmd     *exec.Cmd
 	done    chan struct{}
+	paused  bool
 	logMu   sync.Mutex
 	log     strings.Builder
 }
@@ -81,6 +84,7 @@ type Process struct {
 // ProcessOptions tune StartProcess.
 type ProcessOptions struct {
 	DataDir string   // default: a new temp dir
+	Listen  string   // --listen; default 127.0.0.1:0 (a free port, kept across restarts)
 	Configs []string // -c name=value
 	NodeID  int
 	Env     []string
@@ -93,16 +97,8 @@ var listenLine = regexp.MustCompile(`listening on (\S+)`)
 // listens. The process is killed at cleanup.
 func StartProcess(t testing.TB, o ProcessOptions) *Process {
 	t.Helper()
-	if o.DataDir == "" {
-		o.DataDir = t.TempDir()
-	}
-	p := &Process{t: t, bin: StrataBinary(t), DataDir: o.DataDir, Addr: "127.0.0.1:0"}
-	p.Args = []string{"serve", "--data-dir", o.DataDir, "--node-id", fmt.Sprint(o.NodeID)}
-	for _, c := range o.Configs {
-		p.Args = append(p.Args, "-c", c)
-	}
-	p.Args = append(p.Args, o.Args...)
-	p.start(o.Env)
+	p := newProcess(t, o)
+	p.start()
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
@@ -112,17 +108,45 @@ func StartProcess(t testing.TB, o ProcessOptions) *Process {
 	return p
 }
 
-func (p *Process) start(env []string) {
+// newProcess prepares a Process without starting it.
+func newProcess(t testing.TB, o ProcessOptions) *Process {
+	t.Helper()
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	p := &Process{t: t, bin: StrataBinary(t), DataDir: o.DataDir, Addr: o.Listen, env: o.Env}
+	p.Args = []string{"serve", "--data-dir", o.DataDir, "--node-id", fmt.Sprint(o.NodeID)}
+	for _, c := range o.Configs {
+		p.Args = append(p.Args, "-c", c)
+	}
+	p.Args = append(p.Args, o.Args...)
+	return p
+}
+
+func (p *Process) start() {
 	p.t.Helper()
+	if err := p.tryStart(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// tryStart starts the process and waits until it reports its address; the
+// error carries the process's output when it exits first.
+func (p *Process) tryStart() error {
 	args := append(append([]string(nil), p.Args...), "--listen", p.Addr)
 	cmd := exec.Command(p.bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.SysProcAttr = serverProcAttr()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = &lockedWriter{p: p}
 	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start strata: %v", err)
+		return fmt.Errorf("start strata: %v", err)
 	}
 	p.cmd = cmd
+	p.paused = false
 	p.done = make(chan struct{})
 	addrc := make(chan string, 1)
 	go func() {
@@ -146,12 +170,72 @@ func (p *Process) start(env []string) {
 	select {
 	case a := <-addrc:
 		p.Addr = a
+		return nil
 	case <-p.done:
-		p.t.Fatalf("strata exited before listening: %v\n%s", cmd.ProcessState, p.Log())
+		return &exitedError{state: cmd.ProcessState.String(), log: p.Log()}
 	case <-time.After(60 * time.Second):
-		p.t.Fatalf("strata did not report its address within 60s\n%s", p.Log())
+		p.Kill()
+		return fmt.Errorf("strata did not report its address within 60s\n%s", p.Log())
 	}
 }
+
+// exitedError is a strata process that exited before it listened; log is
+// everything it printed (the reason is usually its last line).
+type exitedError struct{ state, log string }
+
+func (e *exitedError) Error() string {
+	return fmt.Sprintf("strata exited before listening: %s\n%s", e.state, e.log)
+}
+
+// Running reports whether the process has been started and has not exited
+// (a paused process is running).
+func (p *Process) Running() bool {
+	if p.cmd == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Pid is the process id of the current incarnation, for /proc/PID/stat.
+func (p *Process) Pid() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Pause stops the process with SIGSTOP: it keeps its sockets and sessions
+// but answers nothing, as a long GC pause or a frozen VM would.
+func (p *Process) Pause() {
+	p.t.Helper()
+	if !p.Running() {
+		p.t.Fatalf("pause: strata is not running")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		p.t.Fatalf("pause: %v", err)
+	}
+	p.paused = true
+}
+
+// Resume continues a paused process with SIGCONT.
+func (p *Process) Resume() {
+	p.t.Helper()
+	if !p.Running() {
+		p.t.Fatalf("resume: strata is not running")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		p.t.Fatalf("resume: %v", err)
+	}
+	p.paused = false
+}
+
+// Paused reports whether Pause was called without a Resume since.
+func (p *Process) Paused() bool { return p.paused && p.Running() }
 
 // Kill sends SIGKILL and waits for the process to go: a crash, no cleanup.
 func (p *Process) Kill() {
@@ -175,6 +259,11 @@ func (p *Process) Stop() error {
 	default:
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
+	if p.paused {
+		// A stopped process handles SIGTERM only once it runs again.
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		p.paused = false
+	}
 	select {
 	case <-p.done:
 	case <-time.After(60 * time.Second):
@@ -187,12 +276,29 @@ func (p *Process) Stop() error {
 	return nil
 }
 
-// Restart starts the process again on the same address and data directory.
+// Restart starts the process again on the same address, data directory and
+// environment (killing it first if it still runs).
 func (p *Process) Restart() {
 	p.t.Helper()
 	p.Kill()
 	p.appendLog("---- restart ----\n")
-	p.start(nil)
+	p.start()
+}
+
+// WipeAndRestart kills the process, deletes everything in its data directory
+// and starts it again on the same address: a broker whose disk was replaced
+// (KIP-903's case: same node id, new incarnation, no log).
+func (p *Process) WipeAndRestart() {
+	p.t.Helper()
+	p.Kill()
+	if err := os.RemoveAll(p.DataDir); err != nil {
+		p.t.Fatalf("wipe %s: %v", p.DataDir, err)
+	}
+	if err := os.MkdirAll(p.DataDir, 0o755); err != nil {
+		p.t.Fatalf("wipe %s: %v", p.DataDir, err)
+	}
+	p.appendLog("---- data dir wiped, restart ----\n")
+	p.start()
 }
 
 // Log returns everything the process printed.
@@ -200,6 +306,18 @@ func (p *Process) Log() string {
 	p.logMu.Lock()
 	defer p.logMu.Unlock()
 	return p.log.String()
+}
+
+// LogTail returns the last n lines the process printed.
+func (p *Process) LogTail(n int) string {
+	lines := strings.SplitAfter(p.Log(), "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "")
 }
 
 func (p *Process) appendLog(s string) {

@@ -90,6 +90,7 @@ the other commands are operator tools that reach a broker with
 		newDumpLogCmd(),
 		newTierCmd(getenv),
 		newGroupCmd(getenv),
+		newClusterCmd(getenv),
 	)
 	return root
 }
