@@ -69,7 +69,12 @@ func TestConsulRegistrationLapses(t *testing.T) {
 		_, ok := brokerIn(e.Brokers, 1)
 		return e.Kind == coord.BrokersChanged && !ok
 	})
-	t.Logf("heartbeats stopped -> registration gone after %v (session timeout %v)", time.Since(paused).Round(time.Millisecond), timeout)
+	lapse := time.Since(paused)
+	t.Logf("heartbeats stopped -> registration gone after %v (session timeout %v)", lapse.Round(time.Millisecond), timeout)
+	if lapse > 3*timeout {
+		// Not a failure (the machine may be loaded), but worth seeing why.
+		t.Logf("slow lapse; Consul's log:\n%s", cl.agent.Log())
+	}
 	if until := a.SessionValidUntil(); until.After(paused.Add(timeout)) {
 		t.Fatalf("lease %v runs past the last heartbeat plus the timeout (%v)", until, paused.Add(timeout))
 	}

@@ -170,3 +170,6 @@ func (c *Consul) Start() {
 		c.t.Fatal(err)
 	}
 }
+
+// Log is the agent's output so far (the last megabyte), for failure messages.
+func (c *Consul) Log() string { return c.proc.log.String() }
