@@ -266,12 +266,15 @@ func (c *Consul) beat(k *keeper) {
 	sid := c.mu.session
 	c.mu.Unlock()
 	if sid != "" && (k.lastOK.IsZero() || passed.After(k.lastOK.Add(c.opts.SessionTimeout))) {
-		c.log.Warn("coord: heartbeats stopped for longer than the session timeout; replacing the session",
+		// Destroyed before a new one is made: were it left alive (our pass
+		// keeps its check passing), it would hold our keys against us.
+		if _, err := c.client.Session().Destroy(sid, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+			c.keeperFailed(k, "destroying the lapsed session", err)
+			return
+		}
+		c.log.Warn("coord: heartbeats stopped for longer than the session timeout; replaced the session",
 			"node", c.opts.NodeID, "since_last", passed.Sub(k.lastOK))
 		c.sessionLost(sid)
-		if _, err := c.client.Session().Destroy(sid, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
-			c.log.Warn("coord: destroying the lapsed session", "session", sid, "err", err)
-		}
 		sid = ""
 	}
 	if sid != "" {
