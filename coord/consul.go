@@ -37,11 +37,12 @@ package coord
 // partition folder in one transaction.
 //
 // Fencing: every controller-only write is one transaction that starts with
-// check-session on the controller key for our session, and every leader
-// write one that starts with check-session on our registration key; every
-// key changed is check-and-set on its ModifyIndex (or check-not-exists). A
-// deposed controller or a fenced broker therefore lands nothing, even before
-// it has noticed.
+// check-session on the controller key for our session and check-index on it
+// for the term's epoch (so a write left over from an earlier term of the
+// same session fails too), and every leader write one that starts with
+// check-session on our registration key; every key changed is check-and-set
+// on its ModifyIndex (or check-not-exists). A deposed controller or a fenced
+// broker therefore lands nothing, even before it has noticed.
 //
 // Liveness: each coordinator registers an agent service with a TTL check of
 // SessionTimeout (Kafka's broker.session.timeout.ms) that it passes every
@@ -202,9 +203,14 @@ type Consul struct {
 
 // consulTerm is one tenure of the controller lock.
 type consulTerm struct {
-	epoch   int64
+	epoch   int64 // the controller key's ModifyIndex when acquired
 	session string
 	done    chan struct{}
+}
+
+// fence is the guard of a write on the term's authority (see Consul.fence).
+func (t *consulTerm) fence(controllerKey string) api.TxnOps {
+	return api.TxnOps{opCheckSession(controllerKey, t.session), opCheckIndex(controllerKey, uint64(t.epoch))}
 }
 
 var _ Coordinator = (*Consul)(nil)

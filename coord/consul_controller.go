@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -40,6 +41,7 @@ func (c *Consul) Campaign(ctx context.Context) (Term, error) {
 		if t != nil {
 			if err := c.ensureClusterID(ctx, t); err != nil {
 				if errors.Is(err, ErrNotController) {
+					c.endTerm(t) // Consul says the lock is not ours
 					continue
 				}
 				return Term{}, err
@@ -55,7 +57,13 @@ func (c *Consul) Campaign(ctx context.Context) (Term, error) {
 			backoff = 50 * time.Millisecond
 			continue
 		}
-		if err == nil {
+		switch {
+		case err == nil && index == 0:
+			err = c.sleepCtx(ctx, 10*time.Millisecond)
+			if err != nil {
+				return Term{}, err
+			}
+		case err == nil:
 			err = c.waitController(ctx, index)
 		}
 		if err != nil {
@@ -71,7 +79,7 @@ func (c *Consul) Campaign(ctx context.Context) (Term, error) {
 }
 
 // tryLock tries once to take the controller lock with sid. When someone
-// else holds it, index is the key's index to block on.
+// else holds it, index is the key's index to block on (0: try again soon).
 func (c *Consul) tryLock(ctx context.Context, sid string) (bool, uint64, error) {
 	key := c.keys.controller()
 	cctx, cancel := c.callCtx(ctx)
@@ -83,7 +91,9 @@ func (c *Consul) tryLock(ctx context.Context, sid string) (bool, uint64, error) 
 	if pair != nil && pair.Session != "" && pair.Session != sid {
 		return false, meta.LastIndex, nil
 	}
-	value := encodeJSON(controllerDoc{NodeID: c.opts.NodeID})
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	value := encodeJSON(controllerDoc{NodeID: c.opts.NodeID, Term: hex.EncodeToString(nonce[:])})
 	ok, resp, err := c.txn(ctx, "acquiring the controller lock", api.TxnOps{opLock(key, value, sid)})
 	if err != nil {
 		return false, 0, err
@@ -92,8 +102,13 @@ func (c *Consul) tryLock(ctx context.Context, sid string) (bool, uint64, error) 
 		if sessionInvalid(resp) {
 			return false, 0, fmt.Errorf("%w (%s)", errSessionGone, txnErrors(resp))
 		}
-		// Taken meanwhile, or the lock delay of a lapsed holder: block on the
-		// key from the index we read.
+		if lockDelayed(resp) {
+			// The key of a lapsed holder: free again after the lock delay
+			// (1ms for our sessions). Blocking on it would wait for a change
+			// that does not come.
+			return false, 0, nil
+		}
+		// Taken meanwhile: block on the key from the index we read.
 		return false, meta.LastIndex, nil
 	}
 	res := resultFor(resp, key)
@@ -134,6 +149,15 @@ func mergeCtx(ctx, done context.Context) (context.Context, context.CancelFunc) {
 	return ctx, func() { stop(); cancel() }
 }
 
+// endTerm ends t if it is still the current term.
+func (c *Consul) endTerm(t *consulTerm) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.term == t {
+		c.endTermLocked()
+	}
+}
+
 func (c *Consul) endTermLocked() {
 	if t := c.mu.term; t != nil {
 		close(t.done)
@@ -141,18 +165,51 @@ func (c *Consul) endTermLocked() {
 	}
 }
 
-// termSession is the session that holds the controller lock, for the
-// check-session every controller write starts with.
-func (c *Consul) termSession() (string, error) {
+// fence is the current term and the operations every controller write
+// starts with: the controller key is held by our session (check-session)
+// and unchanged since the term began (check-index on its ModifyIndex, the
+// term's epoch). The second also refuses a write left over from an earlier
+// term of the same session.
+func (c *Consul) fence() (*consulTerm, api.TxnOps, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed {
-		return "", ErrClosed
+		return nil, nil, ErrClosed
 	}
-	if c.mu.term == nil {
-		return "", ErrNotController
+	t := c.mu.term
+	if t == nil {
+		return nil, nil, ErrNotController
 	}
-	return c.mu.term.session, nil
+	return t, t.fence(c.keys.controller()), nil
+}
+
+// fenceOps is how many operations fence returns.
+const fenceOps = 2
+
+// fenceFailed says whether a rolled-back transaction failed its fence.
+func fenceFailed(resp *api.TxnResponse) bool {
+	for i := 0; i < fenceOps; i++ {
+		if failedAt(resp, i) {
+			return true
+		}
+	}
+	return false
+}
+
+// controllerTxnErr explains a rolled-back controller transaction of term t.
+// A failed fence means Consul no longer sees t: it ends. The operation after
+// the fence checks the topic key, and its failure is conflict
+// (ErrTopicExists, ErrConflict); any other failure is a concurrent change of
+// the keys written, ErrConflict.
+func (c *Consul) controllerTxnErr(t *consulTerm, resp *api.TxnResponse, conflict error) error {
+	switch {
+	case fenceFailed(resp):
+		c.endTerm(t)
+		return fmt.Errorf("%w (%s)", ErrNotController, txnErrors(resp))
+	case failedAt(resp, fenceOps):
+		return fmt.Errorf("%w (%s)", conflict, txnErrors(resp))
+	}
+	return fmt.Errorf("%w (%s)", ErrConflict, txnErrors(resp))
 }
 
 // ensureClusterID creates <prefix>cluster-id if no controller has yet: a
@@ -185,13 +242,13 @@ func (c *Consul) ensureClusterID(ctx context.Context, t *consulTerm) error {
 	var raw [16]byte
 	rand.Read(raw[:])
 	id := []byte(base64.RawURLEncoding.EncodeToString(raw[:]))
-	ok, resp, err := c.txn(ctx, "creating the cluster id", api.TxnOps{
-		opCheckSession(c.keys.controller(), t.session), opCheckNotExists(key), opSet(key, id)})
+	ops := append(t.fence(c.keys.controller()), opCheckNotExists(key), opSet(key, id))
+	ok, resp, err := c.txn(ctx, "creating the cluster id", ops)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		if failedAt(resp, 0) {
+		if fenceFailed(resp) {
 			return ErrNotController
 		}
 		return c.ensureClusterID(ctx, t) // created meanwhile: read it
@@ -214,8 +271,8 @@ func (c *Consul) cleanUp(ctx context.Context, t *consulTerm) {
 	c.mu.Unlock()
 	ctrl := c.keys.controller()
 	for _, name := range v.orphans {
-		ok, resp, err := c.txn(ctx, "removing orphan partition keys", api.TxnOps{
-			opCheckSession(ctrl, t.session), opCheckNotExists(c.keys.topic(name)), opDeleteTree(c.keys.partitions(name))})
+		ops := append(t.fence(ctrl), opCheckNotExists(c.keys.topic(name)), opDeleteTree(c.keys.partitions(name)))
+		ok, resp, err := c.txn(ctx, "removing orphan partition keys", ops)
 		if err != nil || !ok {
 			c.log.Warn("coord: removing partition keys of a topic that does not exist", "topic", name, "err", err, "txn", txnErrors(resp))
 			continue
@@ -228,8 +285,8 @@ func (c *Consul) cleanUp(ctx context.Context, t *consulTerm) {
 			continue
 		}
 		for len(extra) > 0 {
-			n := min(len(extra), maxTxnOps-2)
-			ops := api.TxnOps{opCheckSession(ctrl, t.session), opCheckIndex(c.keys.topic(name), ts.index)}
+			n := min(len(extra), maxTxnOps-fenceOps-1)
+			ops := append(t.fence(ctrl), opCheckIndex(c.keys.topic(name), ts.index))
 			for _, p := range extra[:n] {
 				ops = append(ops, opDelete(c.keys.partition(name, p)))
 			}

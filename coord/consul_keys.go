@@ -76,9 +76,13 @@ type entry struct {
 
 // controllerDoc is the controller lock's value. The epoch is not in it: it
 // is the key's ModifyIndex, which the acquiring transaction itself assigns
-// (a Raft index, so strictly greater than any earlier term's).
+// (a Raft index, so strictly greater than any earlier term's). Term is
+// random per acquisition so that the value always changes: Consul skips a
+// write that changes nothing, ModifyIndex included, and a session taking
+// the lock again must still start a new term.
 type controllerDoc struct {
-	NodeID int32 `json:"node_id"`
+	NodeID int32  `json:"node_id"`
+	Term   string `json:"term,omitempty"`
 }
 
 // brokerDoc is a registration's value. The broker epoch is the key's

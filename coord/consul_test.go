@@ -329,6 +329,40 @@ func TestConsulControllerFailover(t *testing.T) {
 	}
 }
 
+// TestConsulEarlierTermIsFenced: the controller key re-acquired with the
+// same session starts a new term; a write from the earlier one (its holder
+// has not noticed) fails and ends it.
+func TestConsulEarlierTermIsFenced(t *testing.T) {
+	ctx := context.Background()
+	cl := newCluster(t, nil)
+	a := cl.open(1)
+	first := campaign(t, a)
+	coord.PauseWatch(a, true)
+	ok, _, err := cl.api.KV().Acquire(&api.KVPair{Key: cl.prefix + "controller", Value: []byte(`{"node_id":1,"term":"another"}`), Session: coord.SessionID(a)}, nil)
+	if err != nil || !ok {
+		t.Fatalf("re-acquiring with the same session: %v %v", ok, err)
+	}
+	if _, err := a.CreateTopic(ctx, coord.TopicMeta{Name: "stale", Partitions: onePartition(1, 1)}); !errors.Is(err, coord.ErrNotController) {
+		t.Fatalf("write of the earlier term: %v", err)
+	}
+	select {
+	case <-first.Done:
+	default:
+		t.Fatal("the earlier term is still open after Consul refused it")
+	}
+	if ks := cl.keys("partitions/stale/"); len(ks) != 0 {
+		t.Fatalf("earlier term's write landed: %v", ks)
+	}
+	coord.PauseWatch(a, false)
+	second := campaign(t, a)
+	if second.Epoch <= first.Epoch {
+		t.Fatalf("new term's epoch %d, earlier %d", second.Epoch, first.Epoch)
+	}
+	if _, err := a.CreateTopic(ctx, coord.TopicMeta{Name: "fresh", Partitions: onePartition(1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestConsulLeaderWriteNeedsLiveSession: a leader whose session is gone
 // (it has not noticed) cannot change its ISR.
 func TestConsulLeaderWriteNeedsLiveSession(t *testing.T) {

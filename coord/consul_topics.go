@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -17,11 +18,11 @@ import (
 // patched into the snapshot so the caller's next read sees them.
 
 // chunkOps is how many partition keys go in one transaction beside the
-// checks (at most three) that every chunk carries.
-const chunkOps = maxTxnOps - 4
+// checks (the fence and at most two more) that every chunk carries.
+const chunkOps = maxTxnOps - fenceOps - 2
 
 func (c *Consul) CreateTopic(ctx context.Context, t TopicMeta) (TopicMeta, error) {
-	sid, err := c.termSession()
+	term, fence, err := c.fence()
 	if err != nil {
 		return TopicMeta{}, err
 	}
@@ -47,13 +48,13 @@ func (c *Consul) CreateTopic(ctx context.Context, t TopicMeta) (TopicMeta, error
 	for i := range t.Partitions {
 		t.Partitions[i].Partition = int32(i)
 	}
-	ctrl, tkey := c.keys.controller(), c.keys.topic(t.Name)
+	tkey := c.keys.topic(t.Name)
 	patches := map[string]patch{}
 
 	// Partition keys first, in chunks; the first chunk also clears whatever
 	// an interrupted earlier attempt left under the name.
 	for start := 0; start == 0 || start < len(t.Partitions); start += chunkOps {
-		ops := api.TxnOps{opCheckSession(ctrl, sid), opCheckNotExists(tkey)}
+		ops := append(slices.Clone(fence), opCheckNotExists(tkey))
 		if start == 0 {
 			ops = append(ops, opDeleteTree(c.keys.partitions(t.Name)))
 		}
@@ -63,11 +64,11 @@ func (c *Consul) CreateTopic(ctx context.Context, t TopicMeta) (TopicMeta, error
 		}
 		ok, resp, err := c.txn(ctx, "creating partition keys", ops)
 		if err == nil && !ok {
-			err = controllerTxnErr(resp, ErrTopicExists)
+			err = c.controllerTxnErr(term, resp, ErrTopicExists)
 		}
 		if err != nil {
 			if start > 0 {
-				c.abandonCreate(t.Name, sid)
+				c.abandonCreate(t.Name, fence)
 			}
 			return TopicMeta{}, err
 		}
@@ -84,17 +85,17 @@ func (c *Consul) CreateTopic(ctx context.Context, t TopicMeta) (TopicMeta, error
 
 	// The topic key last: the topic exists from this transaction on.
 	idKey, doc := c.keys.topicID(t.ID), encodeTopic(t)
-	ok, resp, err := c.txn(ctx, "creating the topic key", api.TxnOps{
-		opCheckSession(ctrl, sid), opCheckNotExists(tkey), opCheckNotExists(idKey),
-		opSet(tkey, doc), opSet(idKey, []byte(t.Name))})
+	ops := append(slices.Clone(fence), opCheckNotExists(tkey), opCheckNotExists(idKey),
+		opSet(tkey, doc), opSet(idKey, []byte(t.Name)))
+	ok, resp, err := c.txn(ctx, "creating the topic key", ops)
 	if err == nil && !ok {
-		err = controllerTxnErr(resp, ErrTopicExists)
-		if failedAt(resp, 2) && !failedAt(resp, 0) && !failedAt(resp, 1) {
+		err = c.controllerTxnErr(term, resp, ErrTopicExists)
+		if failedAt(resp, fenceOps+1) && !fenceFailed(resp) && !failedAt(resp, fenceOps) {
 			err = fmt.Errorf("coord: topic id %x already in use", t.ID)
 		}
 	}
 	if err != nil {
-		c.abandonCreate(t.Name, sid)
+		c.abandonCreate(t.Name, fence)
 		return TopicMeta{}, err
 	}
 	for _, k := range []string{tkey, idKey} {
@@ -113,29 +114,15 @@ func (c *Consul) CreateTopic(ctx context.Context, t TopicMeta) (TopicMeta, error
 // abandonCreate removes the partition keys of a CreateTopic that failed
 // after writing some, unless the topic exists after all. Best effort: the
 // next controller removes what is left.
-func (c *Consul) abandonCreate(name, sid string) {
+func (c *Consul) abandonCreate(name string, fence api.TxnOps) {
 	ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
 	defer cancel()
-	c.txn(ctx, "abandoning a topic creation", api.TxnOps{opCheckSession(c.keys.controller(), sid),
-		opCheckNotExists(c.keys.topic(name)), opDeleteTree(c.keys.partitions(name))})
-}
-
-// controllerTxnErr explains a rolled-back controller transaction: operation
-// 0 is the controller check, operation 1 the topic key's check, whose
-// failure is conflict (ErrTopicExists, ErrConflict); any other failure is a
-// concurrent change of the keys written, ErrConflict.
-func controllerTxnErr(resp *api.TxnResponse, conflict error) error {
-	switch {
-	case failedAt(resp, 0):
-		return fmt.Errorf("%w (%s)", ErrNotController, txnErrors(resp))
-	case failedAt(resp, 1):
-		return fmt.Errorf("%w (%s)", conflict, txnErrors(resp))
-	}
-	return fmt.Errorf("%w (%s)", ErrConflict, txnErrors(resp))
+	c.txn(ctx, "abandoning a topic creation", append(slices.Clone(fence),
+		opCheckNotExists(c.keys.topic(name)), opDeleteTree(c.keys.partitions(name))))
 }
 
 func (c *Consul) UpdateTopic(ctx context.Context, t TopicMeta) (TopicMeta, error) {
-	sid, err := c.termSession()
+	term, fence, err := c.fence()
 	if err != nil {
 		return TopicMeta{}, err
 	}
@@ -165,12 +152,12 @@ func (c *Consul) UpdateTopic(ctx context.Context, t TopicMeta) (TopicMeta, error
 		p.Partition = int32(i)
 		next.Partitions = append(next.Partitions, p)
 	}
-	ctrl, tkey := c.keys.controller(), c.keys.topic(t.Name)
+	tkey := c.keys.topic(t.Name)
 	patches := map[string]patch{}
 	added := next.Partitions[len(old.meta.Partitions):]
 	for len(added) > 0 {
 		n := min(len(added), chunkOps)
-		ops := api.TxnOps{opCheckSession(ctrl, sid), opCheckIndex(tkey, old.index)}
+		ops := append(slices.Clone(fence), opCheckIndex(tkey, old.index))
 		for _, p := range added[:n] {
 			// A plain set: keys beyond the stored count belong to no one
 			// (leftovers of an interrupted increase are overwritten).
@@ -178,7 +165,7 @@ func (c *Consul) UpdateTopic(ctx context.Context, t TopicMeta) (TopicMeta, error
 		}
 		ok, resp, err := c.txn(ctx, "adding partition keys", ops)
 		if err == nil && !ok {
-			err = controllerTxnErr(resp, ErrConflict)
+			err = c.controllerTxnErr(term, resp, ErrConflict)
 		}
 		if err != nil {
 			return TopicMeta{}, err
@@ -192,9 +179,9 @@ func (c *Consul) UpdateTopic(ctx context.Context, t TopicMeta) (TopicMeta, error
 		added = added[n:]
 	}
 	doc := encodeTopic(next)
-	ok, resp, err := c.txn(ctx, "updating the topic key", api.TxnOps{opCheckSession(ctrl, sid), opCAS(tkey, old.index, doc)})
+	ok, resp, err := c.txn(ctx, "updating the topic key", append(slices.Clone(fence), opCAS(tkey, old.index, doc)))
 	if err == nil && !ok {
-		err = controllerTxnErr(resp, ErrConflict)
+		err = c.controllerTxnErr(term, resp, ErrConflict)
 	}
 	if err != nil {
 		return TopicMeta{}, err
@@ -207,7 +194,7 @@ func (c *Consul) UpdateTopic(ctx context.Context, t TopicMeta) (TopicMeta, error
 }
 
 func (c *Consul) DeleteTopic(ctx context.Context, name string) error {
-	sid, err := c.termSession()
+	term, fence, err := c.fence()
 	if err != nil {
 		return err
 	}
@@ -222,10 +209,10 @@ func (c *Consul) DeleteTopic(ctx context.Context, name string) error {
 	tkey, idKey := c.keys.topic(name), c.keys.topicID(old.meta.ID)
 	// One transaction: the topic key goes first, its id and partition folder
 	// with it (delete-tree is one operation, whatever the partition count).
-	ok, resp, err := c.txn(ctx, "deleting the topic", api.TxnOps{opCheckSession(c.keys.controller(), sid),
-		opDeleteCAS(tkey, old.index), opDelete(idKey), opDeleteTree(c.keys.partitions(name))})
+	ok, resp, err := c.txn(ctx, "deleting the topic", append(slices.Clone(fence),
+		opDeleteCAS(tkey, old.index), opDelete(idKey), opDeleteTree(c.keys.partitions(name))))
 	if err == nil && !ok {
-		err = controllerTxnErr(resp, ErrConflict)
+		err = c.controllerTxnErr(term, resp, ErrConflict)
 	}
 	if err != nil {
 		return err
@@ -238,29 +225,38 @@ func (c *Consul) DeleteTopic(ctx context.Context, name string) error {
 	return nil
 }
 
+// UpdatePartition writes one partition key: check-and-set on its
+// ModifyIndex, fenced by the controller term (AsController) or by our
+// registration key being held by our session (AsLeader: a broker whose
+// session lapsed is no longer the leader Consul knows).
 func (c *Consul) UpdatePartition(ctx context.Context, topic string, p PartitionMeta, by Writer) (PartitionMeta, error) {
-	var guard string
-	var sid string
-	c.mu.Lock()
-	closed := c.mu.closed
+	var term *consulTerm
+	var fence api.TxnOps
+	var fenceErr error
 	switch by {
 	case AsController:
-		guard = c.keys.controller()
-		if c.mu.term != nil {
-			sid = c.mu.term.session
-		}
+		term, fence, fenceErr = c.fence()
 	case AsLeader:
-		guard = c.keys.broker(c.opts.NodeID)
-		sid = c.mu.regSession
+		c.mu.Lock()
+		if sid := c.mu.regSession; sid != "" {
+			fence = api.TxnOps{opCheckSession(c.keys.broker(c.opts.NodeID), sid)}
+		} else {
+			fenceErr = fmt.Errorf("%w: no live registration", ErrFenced)
+		}
+		if c.mu.closed {
+			fenceErr = ErrClosed
+		}
+		c.mu.Unlock()
+	default:
+		return PartitionMeta{}, fmt.Errorf("coord: unknown writer %d", by)
 	}
+	if errors.Is(fenceErr, ErrClosed) {
+		return PartitionMeta{}, ErrClosed
+	}
+	c.mu.Lock()
 	ts, ok := c.mu.snap.view.topics[topic]
 	c.mu.Unlock()
-	switch {
-	case closed:
-		return PartitionMeta{}, ErrClosed
-	case by != AsController && by != AsLeader:
-		return PartitionMeta{}, fmt.Errorf("coord: unknown writer %d", by)
-	case !ok || p.Partition < 0 || int(p.Partition) >= len(ts.meta.Partitions):
+	if !ok || p.Partition < 0 || int(p.Partition) >= len(ts.meta.Partitions) {
 		return PartitionMeta{}, ErrUnknownTopic
 	}
 	stored, index := ts.meta.Partitions[p.Partition].Clone(), ts.partIndex[p.Partition]
@@ -277,24 +273,26 @@ func (c *Consul) UpdatePartition(ctx context.Context, topic string, p PartitionM
 	if err := check(stored, p, by, c.opts.NodeID); err != nil {
 		return stored, err
 	}
-	if sid == "" {
-		if by == AsController {
-			return stored, ErrNotController
-		}
-		return stored, fmt.Errorf("%w: no live registration", ErrFenced)
+	if fenceErr != nil {
+		return stored, fenceErr
 	}
 	np := p.Clone()
 	np.PartitionEpoch = stored.PartitionEpoch + 1
 	value := encodePartition(np)
-	ok, resp, err := c.txn(ctx, "updating the partition", api.TxnOps{opCheckSession(guard, sid), opCAS(key, index, value)})
+	ok, resp, err := c.txn(ctx, "updating the partition", append(slices.Clone(fence), opCAS(key, index, value)))
 	if err != nil {
 		return stored, err
 	}
 	if !ok {
-		if failedAt(resp, 0) {
-			if by == AsController {
-				return stored, fmt.Errorf("%w (%s)", ErrNotController, txnErrors(resp))
-			}
+		fenced := false
+		for i := range fence {
+			fenced = fenced || failedAt(resp, i)
+		}
+		switch {
+		case fenced && by == AsController:
+			c.endTerm(term)
+			return stored, fmt.Errorf("%w (%s)", ErrNotController, txnErrors(resp))
+		case fenced:
 			return stored, fmt.Errorf("%w: registration lost (%s)", ErrFenced, txnErrors(resp))
 		}
 		fresh, _, rerr := c.readPartition(ctx, key, p.Partition)

@@ -110,6 +110,17 @@ func sessionInvalid(resp *api.TxnResponse) bool {
 	return false
 }
 
+// lockDelayed says whether a lock failed because the key's lock delay runs
+// (Consul: "failed to lock key ... due to lock delay").
+func lockDelayed(resp *api.TxnResponse) bool {
+	for _, e := range resp.Errors {
+		if strings.Contains(e.What, "lock delay") {
+			return true
+		}
+	}
+	return false
+}
+
 // resultFor is the last result for key: what the transaction left there
 // (without the value; Consul returns values only for reads).
 func resultFor(resp *api.TxnResponse, key string) *api.KVPair {

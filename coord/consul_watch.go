@@ -191,7 +191,7 @@ func (c *Consul) rebuildLocked() {
 	}
 	s.view = nv
 
-	if t := c.mu.term; t != nil && nv.controller.session != t.session {
+	if t := c.mu.term; t != nil && (nv.controller.session != t.session || nv.controller.epoch != t.epoch) {
 		c.log.Info("coord: controller lock lost", "node", c.opts.NodeID, "epoch", t.epoch)
 		c.endTermLocked()
 	}
