@@ -747,6 +747,12 @@ func TestConsulOptions(t *testing.T) {
 			t.Fatalf("%+v accepted", bad)
 		}
 	}
+	// Nothing listening: OpenConsul gives up when ctx ends, with a clear error.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := coord.OpenConsul(ctx, coord.ConsulOptions{Address: "127.0.0.1:1", Logger: testLogger(t)}); !errors.Is(err, coord.ErrConsulUnavailable) {
+		t.Fatalf("open without Consul: %v", err)
+	}
 	// A coordinator for one node id does not register another.
 	cl := newCluster(t, nil)
 	c := cl.open(1)
