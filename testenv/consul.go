@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -34,7 +35,63 @@ type Consul struct {
 func StartConsul(t testing.TB) *Consul {
 	t.Helper()
 	bin := toolBinary(t, "consul", "STRATA_CONSUL_BIN", "github.com/hashicorp/consul")
-	dir := t.TempDir()
+	c := newConsul(t, bin, t.TempDir())
+	t.Cleanup(c.proc.stop)
+	if err := c.proc.start(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var shared struct {
+	sync.Mutex
+	c   *Consul
+	dir string
+}
+
+// SharedConsul returns one Consul server for the whole test binary, started
+// by the first caller: tests that each keep to their own key prefix share it
+// instead of paying for an agent start each. StopSharedConsul (from
+// TestMain, after m.Run) kills it and removes its data; without that, it
+// dies with the test binary. A test that stops or restarts Consul starts
+// its own with StartConsul.
+func SharedConsul(t testing.TB) *Consul {
+	t.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.c != nil {
+		return shared.c
+	}
+	bin := toolBinary(t, "consul", "STRATA_CONSUL_BIN", "github.com/hashicorp/consul")
+	dir, err := os.MkdirTemp("", "strata-consul-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConsul(t, bin, dir)
+	if err := c.proc.start(60 * time.Second); err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	shared.c, shared.dir = c, dir
+	return c
+}
+
+// StopSharedConsul kills the server SharedConsul started, if any.
+func StopSharedConsul() {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.c == nil {
+		return
+	}
+	shared.c.proc.stop()
+	os.RemoveAll(shared.dir)
+	shared.c = nil
+}
+
+// newConsul writes the agent's configuration into dir and prepares (does
+// not start) the process.
+func newConsul(t testing.TB, bin, dir string) *Consul {
+	t.Helper()
 	httpPort := freePort(t)
 	c := &Consul{
 		Addr:    "127.0.0.1:" + strconv.Itoa(httpPort),
@@ -75,10 +132,6 @@ ports {
 		args:  []string{"agent", "-config-file", cfgFile},
 		ready: c.leaderElected,
 	}
-	t.Cleanup(c.proc.stop)
-	if err := c.proc.start(60 * time.Second); err != nil {
-		t.Fatal(err)
-	}
 	return c
 }
 
@@ -117,3 +170,6 @@ func (c *Consul) Start() {
 		c.t.Fatal(err)
 	}
 }
+
+// Log is the agent's output so far (the last megabyte), for failure messages.
+func (c *Consul) Log() string { return c.proc.log.String() }
