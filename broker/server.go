@@ -8,6 +8,8 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -206,7 +208,10 @@ func New(opts Options) (_ *Broker, err error) {
 		port, _ = strconv.Atoi(lp)
 	}
 	b.host, b.port = host, int32(port)
-	if _, err := b.coord.RegisterBroker(b.ctx, coord.BrokerInfo{NodeID: opts.NodeID, Host: b.host, Port: b.port}); err != nil {
+	var inc [8]byte
+	rand.Read(inc[:])
+	reg := coord.BrokerInfo{NodeID: opts.NodeID, Host: b.host, Port: b.port, Rack: b.settings.rack, Incarnation: hex.EncodeToString(inc[:])}
+	if _, err := b.coord.RegisterBroker(b.ctx, reg); err != nil {
 		return nil, err
 	}
 	b.topics.refreshBrokers()

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // brokerSettings are the broker-level configs Strata understands, typed. raw
@@ -200,4 +201,15 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 func IsBrokerSetting(name string) bool {
 	return brokerConfigByName[name] != nil || topicDefaultSynonyms[name] != nil || ignoredBrokerConfigs[name] ||
 		name == "log.retention.minutes" || name == "log.retention.hours"
+}
+
+// SessionTimeouts are broker.session.timeout.ms and
+// broker.heartbeat.interval.ms from broker configs, validated: serve hands
+// them to the Consul coordinator before the broker exists.
+func SessionTimeouts(in map[string]string) (session, heartbeat time.Duration, err error) {
+	s, err := parseBrokerSettings(in)
+	if err != nil {
+		return 0, 0, err
+	}
+	return time.Duration(s.sessionTimeoutMs) * time.Millisecond, time.Duration(s.heartbeatIntervalMs) * time.Millisecond, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/coord"
 	"github.com/strata-broker/strata/remotestore"
 )
 
@@ -30,6 +31,7 @@ type serveFlags struct {
 	nodeID        int32
 	remote        string
 	consul        string
+	consulPrefix  string
 	configs       []string
 	configFile    string
 	metricsListen string
@@ -62,7 +64,8 @@ properties file (--config-file), the environment (STRATA_ + upper-case name with
 	fl.StringVar(&f.advertise, "advertise", "", "host:port clients are told to connect to (default: the listen address)")
 	fl.Int32Var(&f.nodeID, "node-id", 0, "this broker's id (node.id)")
 	fl.StringVar(&f.remote, "remote", "", "remote storage URL for tiered segments (file:///path or s3://bucket/prefix?endpoint=…)")
-	fl.StringVar(&f.consul, "consul", "", "Consul address for cluster mode")
+	fl.StringVar(&f.consul, "consul", "", "Consul agent HTTP address (host:port) for cluster mode")
+	fl.StringVar(&f.consulPrefix, "consul-prefix", "strata/default/", "Consul key prefix of this cluster (two clusters on one Consul need two prefixes)")
 	fl.StringArrayVarP(&f.configs, "config", "c", nil, "broker config name=value (repeatable)")
 	fl.StringVar(&f.configFile, "config-file", "", "properties file of broker configs (name=value lines)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "host:port to serve Prometheus metrics on /metrics (off when empty)")
@@ -111,7 +114,19 @@ func runServe(ctx context.Context, f serveFlags, environ []string, out io.Writer
 		opts.Remote = store
 	}
 	if f.consul != "" {
-		return fmt.Errorf("--consul %s: cluster mode is not available in this build yet", f.consul)
+		session, heartbeat, err := broker.SessionTimeouts(settings)
+		if err != nil {
+			return err
+		}
+		octx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		c, err := coord.OpenConsul(octx, coord.ConsulOptions{Address: f.consul, Prefix: f.consulPrefix, NodeID: opts.NodeID,
+			SessionTimeout: session, HeartbeatInterval: heartbeat, Logger: logger})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("--consul %s: %v", f.consul, err)
+		}
+		defer c.Close()
+		opts.Coord = c
 	}
 	b, err := broker.New(opts)
 	if err != nil {
