@@ -43,7 +43,6 @@
 //	res, err := l.FollowerFetch(replica.Fetch{ReplicaID: 2,
 //		BrokerEpoch: req.ReplicaEpoch, FetchOffset: req.FetchOffset,
 //		Registered: replica.RegistrationOf(brokers, 2), Now: now})
-//	if res.HWAdvanced { /* complete acks=all produces, wake consumers */ }
 //	if res.Proposal != nil {
 //		stored, err := c.UpdatePartition(ctx, topic, res.Proposal.Meta, coord.AsLeader)
 //		switch {
@@ -55,5 +54,9 @@
 //			// outcome unknown: stays in flight; retry l.Failed() later
 //		}
 //	}
+//	if res.HWAdvanced { /* complete acks=all produces, wake consumers */ }
 //	if res.Role != replica.Leading { /* drop l; become follower or restart */ }
+//
+// (A commit can advance the high watermark too — a shrink that drops a
+// lagging follower — so check HWAdvanced on every Result.)
 package replica
