@@ -25,3 +25,27 @@ func (l *Log) WriteHighWatermark(hw int64) error {
 	}
 	return writeOffsetCheckpoint(l.dirFile(highWatermarkFile), hw)
 }
+
+// AssignLeaderEpoch records that epoch starts at the log end offset, as a
+// broker does when it becomes leader before its first append (Kafka's
+// maybeAssignEpochStartOffset): OffsetForLeaderEpoch then answers followers
+// about the new epoch at once, and a follower that truncated to it agrees.
+// An epoch not newer than the latest changes nothing.
+func (l *Log) AssignLeaderEpoch(epoch int32) error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	if epoch <= l.mu.epochs.latest() {
+		return nil
+	}
+	l.mu.Lock()
+	changed := l.mu.epochs.assign(epoch, l.active().next)
+	entries := append([]epochEntry(nil), l.mu.epochs.entries...)
+	l.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return l.writeEpochCheckpoint(entries)
+}

@@ -88,6 +88,10 @@ func (p *Partition) BecomeLeader(meta coord.PartitionMeta, self int32, lagMax ti
 		p.rep.leader = nil
 		return nil
 	}
+	if err := p.log.AssignLeaderEpoch(meta.LeaderEpoch); err != nil {
+		p.rep.leading = false
+		return fmt.Errorf("partition: %s-%d: record leader epoch %d: %w", p.Topic, p.Index, meta.LeaderEpoch, err)
+	}
 	leo := p.log.LogEndOffset()
 	l, err := replica.NewLeader(replica.Config{
 		Meta: meta, NodeID: self, LogEndOffset: leo, HighWatermark: max(p.hw.Load(), 0),
