@@ -7,9 +7,10 @@ package coord
 //	<prefix>cluster-id              the cluster id: created (check-not-exists) by the
 //	                                first broker to hold the controller lock
 //	<prefix>controller              the controller lock, acquired with the broker's
-//	                                session; value {"node_id"}; the controller epoch is
-//	                                the key's ModifyIndex (the Raft index of the
-//	                                acquiring transaction)
+//	                                session; value {"node_id", "term": random per
+//	                                acquisition}; the controller epoch is the key's
+//	                                ModifyIndex (the Raft index of the acquiring
+//	                                transaction)
 //	<prefix>brokers/<node-id>       a registration: brokerDoc JSON, acquired with the
 //	                                broker's session; the broker epoch is the key's
 //	                                CreateIndex (each registration deletes and
@@ -41,7 +42,8 @@ package coord
 // for the term's epoch (so a write left over from an earlier term of the
 // same session fails too), and every leader write one that starts with
 // check-session on our registration key; every key changed is check-and-set
-// on its ModifyIndex (or check-not-exists). A deposed controller or a fenced
+// on its ModifyIndex (or check-not-exists; the few keys no reader can see
+// yet are plainly set). A deposed controller or a fenced
 // broker therefore lands nothing, even before it has noticed.
 //
 // Liveness: each coordinator registers an agent service with a TTL check of
