@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -29,13 +31,19 @@ func handleProduce(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	acks := req.Acks
 	failed := false
+	// timeout bounds the wait for acks=all (Kafka's DelayedProduce):
+	// REQUEST_TIMED_OUT past it.
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			res := c.b.producePartition(rt.Topic, rp.Partition, rp.Records, acks, req.TransactionID != nil)
+			res := c.b.producePartition(rt.Topic, rp.Partition, rp.Records, acks, req.TransactionID != nil, timeout)
 			if res.Err != nil {
 				failed = true
 				sp.ErrorCode = res.Err.Code
@@ -49,6 +57,9 @@ func handleProduce(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 			}
 			sp.LogAppendTime = res.LogAppendTime
 			sp.LogStartOffset = res.LogStartOffset
+			if res.Err == kerr.NotLeaderForPartition && h.version >= 10 {
+				c.b.produceLeaderHint(&sp, resp, rt.Topic, rp.Partition)
+			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -64,7 +75,7 @@ func handleProduce(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 
 // producePartition is one partition's part of a Produce request: the
 // partition validates and appends (broker/partition), this counts the outcome.
-func (b *Broker) producePartition(topicName string, idx int32, records []byte, acks int16, transactional bool) partition.ProduceResult {
+func (b *Broker) producePartition(topicName string, idx int32, records []byte, acks int16, transactional bool, timeout time.Duration) partition.ProduceResult {
 	if acks != 0 && acks != 1 && acks != -1 {
 		return partition.ProduceResult{Err: kerr.InvalidRequiredAcks, Msg: fmt.Sprintf("acks must be -1, 0 or 1, got %d", acks), BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 	}
@@ -75,7 +86,17 @@ func (b *Broker) producePartition(topicName string, idx int32, records []byte, a
 	if t.meta.Internal {
 		return partition.ProduceResult{Err: kerr.InvalidTopicException, Msg: fmt.Sprintf("cannot produce to internal topic %s", topicName), BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 	}
-	res := p.Produce(b.ctx, records, acks, transactional)
+	if p.Replicated() && acks != -1 && time.Now().After(b.coord.SessionValidUntil()) {
+		// This broker cannot prove its session is live: the controller
+		// may already have elected another leader. acks=0/1 writes would
+		// be acknowledged by one replica only, so a fenced leader must not
+		// take them (acks=all cannot complete anyway: the high watermark
+		// needs followers, which follow the new leader).
+		return partition.ProduceResult{Err: kerr.NotLeaderForPartition, Msg: "this broker's cluster session has lapsed", BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	res := p.Produce(ctx, records, acks, transactional)
+	cancel()
 	switch {
 	case res.Err == nil && res.Duplicate:
 		b.metrics.duplicateBatches.Inc()
@@ -91,3 +112,34 @@ func (b *Broker) producePartition(topicName string, idx int32, records []byte, a
 // rejectionReasons are the strata_rejected_batches_total labels: bad input
 // and unmet guarantees, not the broker's own failures.
 var rejectionReasons = map[string]bool{"corrupt": true, "invalid": true, "too_large": true, "timestamp": true, "sequence": true, "not_enough_replicas": true}
+
+// produceLeaderHint fills KIP-951's CurrentLeader and NodeEndpoints (Produce
+// v10+), so a producer that wrote to a broker that is no longer the leader
+// goes to the new one without waiting for a metadata refresh.
+func (b *Broker) produceLeaderHint(sp *kmsg.ProduceResponseTopicPartition, resp *kmsg.ProduceResponse, topicName string, idx int32) {
+	t := b.topics.get(topicName)
+	if t == nil || idx < 0 || idx >= t.count() {
+		return
+	}
+	pm := t.meta.Partitions[idx]
+	if pm.Leader < 0 || pm.Leader == b.opts.NodeID {
+		return
+	}
+	sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = pm.Leader, pm.LeaderEpoch
+	for _, ne := range resp.Brokers {
+		if ne.NodeID == pm.Leader {
+			return
+		}
+	}
+	for _, br := range b.topics.liveBrokers() {
+		if br.NodeID == pm.Leader {
+			ne := kmsg.NewProduceResponseBroker()
+			ne.NodeID, ne.Host, ne.Port = br.NodeID, br.Host, br.Port
+			if br.Rack != "" {
+				rack := br.Rack
+				ne.Rack = &rack
+			}
+			resp.Brokers = append(resp.Brokers, ne)
+		}
+	}
+}

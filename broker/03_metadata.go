@@ -22,7 +22,9 @@ func handleMetadata(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	brokers := b.topics.liveBrokers()
+	live := map[int32]bool{}
 	for _, br := range brokers {
+		live[br.NodeID] = true
 		rb := kmsg.NewMetadataResponseBroker()
 		rb.NodeID, rb.Host, rb.Port = br.NodeID, br.Host, br.Port
 		if br.Rack != "" {
@@ -38,7 +40,7 @@ func handleMetadata(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	all := req.Topics == nil || (h.version == 0 && len(req.Topics) == 0)
 	if all {
 		for _, t := range b.topics.all() {
-			resp.Topics = append(resp.Topics, metadataTopic(t, errNone))
+			resp.Topics = append(resp.Topics, metadataTopic(t, errNone, live))
 		}
 		return resp, nil
 	}
@@ -83,7 +85,7 @@ func handleMetadata(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 			resp.Topics = append(resp.Topics, metadataError(name, rt.TopicID, ec))
 			continue
 		}
-		resp.Topics = append(resp.Topics, metadataTopic(t, errNone))
+		resp.Topics = append(resp.Topics, metadataTopic(t, errNone, live))
 	}
 	return resp, nil
 }
@@ -98,7 +100,10 @@ func metadataError(name string, id [16]byte, err *kerr.Error) kmsg.MetadataRespo
 	return rt
 }
 
-func metadataTopic(t *topic, err *kerr.Error) kmsg.MetadataResponseTopic {
+// metadataTopic describes a topic: per partition its leader (-1 and
+// LEADER_NOT_AVAILABLE while offline), leader epoch, replicas, ISR and the
+// replicas whose brokers are not live (offline replicas, v5+).
+func metadataTopic(t *topic, err *kerr.Error, live map[int32]bool) kmsg.MetadataResponseTopic {
 	rt := kmsg.NewMetadataResponseTopic()
 	name := t.meta.Name
 	rt.Topic = &name
@@ -112,6 +117,15 @@ func metadataTopic(t *topic, err *kerr.Error) kmsg.MetadataResponseTopic {
 		rp.LeaderEpoch = pm.LeaderEpoch
 		rp.Replicas = append([]int32(nil), pm.Replicas...)
 		rp.ISR = append([]int32(nil), pm.ISR...)
+		for _, r := range pm.Replicas {
+			if !live[r] {
+				rp.OfflineReplicas = append(rp.OfflineReplicas, r)
+			}
+		}
+		if pm.Leader < 0 || !live[pm.Leader] {
+			rp.ErrorCode = kerr.LeaderNotAvailable.Code
+			rp.Leader = -1
+		}
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	return rt

@@ -219,6 +219,11 @@ func (r *topicRegistry) installLocked(m coord.TopicMeta) error {
 	}
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
+	// The group coordinator looks its partitions up in the registry, so it
+	// hears of leadership only once the topic is there.
+	for _, p := range t.hosted() {
+		r.b.offsetsLeadership(m.Name, p, p.IsLeader())
+	}
 	return nil
 }
 
@@ -235,13 +240,10 @@ func (r *topicRegistry) applyRole(m coord.TopicMeta, p *partition.Partition, pm 
 			r.b.log.Error("cannot become leader", "topic", m.Name, "partition", pm.Partition, "err", err)
 			return
 		}
-		r.b.offsetsLeadership(m.Name, p, true)
 	case pm.Leader >= 0:
-		r.b.offsetsLeadership(m.Name, p, false)
 		p.BecomeFollower(pm)
 		r.b.replicas.follow(p, m.ID, pm.Leader, pm.LeaderEpoch)
 	default:
-		r.b.offsetsLeadership(m.Name, p, false)
 		p.BecomeFollower(pm)
 		r.b.replicas.unfollow(p)
 	}

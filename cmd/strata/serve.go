@@ -151,6 +151,11 @@ func runServe(ctx context.Context, f serveFlags, environ []string, out io.Writer
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := b.ControlledShutdown(sctx); err != nil {
+			logger.Warn("controlled shutdown incomplete", "err", err)
+		}
+		cancel()
 	case err := <-errc:
 		b.Close()
 		return err
