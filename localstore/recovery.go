@@ -420,7 +420,8 @@ func (l *Log) listSnapshots() []int64 {
 }
 
 // writeProducerSnapshot persists the producer table as of offset (state
-// after all batches below it) and keeps only the two newest snapshots.
+// after all batches below it) and keeps the two newest snapshots and the
+// active segment's.
 func (l *Log) writeProducerSnapshot(offset int64) error {
 	l.mu.RLock()
 	data := encodeProducerSnapshot(l.mu.producers.table)
@@ -428,16 +429,22 @@ func (l *Log) writeProducerSnapshot(offset int64) error {
 	if err := writeFileAtomic(offsetFileName(l.dir, offset, snapshotSuffix), data, true); err != nil {
 		return err
 	}
+	// Keep the two newest, and the one at the active segment's base: a
+	// replay from it regenerates the active segment's transaction index
+	// whole after a crash, trusting nothing of the file.
 	offs := l.listSnapshots()
-	for len(offs) > 2 {
-		_ = os.Remove(offsetFileName(l.dir, offs[0], snapshotSuffix))
-		offs = offs[1:]
+	activeBase := l.active().base
+	for i := 0; i < len(offs)-2; i++ {
+		if offs[i] != activeBase {
+			_ = os.Remove(offsetFileName(l.dir, offs[i], snapshotSuffix))
+		}
 	}
 	return nil
 }
 
-// rebuildProducerState loads the newest readable snapshot at or below upTo,
-// deletes snapshots beyond the log end, and replays the batches after the
+// rebuildProducerState loads a readable snapshot at or below upTo (the one
+// at the base of upTo's segment if there is one, else the newest), deletes
+// snapshots beyond the log end, and replays the batches after the
 // snapshot (Kafka's ProducerStateManager.truncateAndReload + replay).
 //
 // The replay also rebuilds the transaction index of every segment it
@@ -454,9 +461,26 @@ func (l *Log) rebuildProducerState(upTo int64) (producerState, error) {
 	table := producerTable{}
 	from := int64(math.MinInt64)
 	offs := l.listSnapshots()
+	// Preferred: the snapshot at the base of the segment holding upTo, so
+	// that segment's index is regenerated whole; else the newest at or
+	// below upTo.
+	segBase := l.mu.segments[l.findSegment(upTo)].base
+	order := make([]int64, 0, len(offs)+1)
+	for _, off := range offs {
+		if off == segBase {
+			order = append(order, off)
+		}
+	}
 	for i := len(offs) - 1; i >= 0; i-- {
-		off := offs[i]
+		order = append(order, offs[i])
+	}
+	tried := map[int64]bool{}
+	for _, off := range order {
 		path := offsetFileName(l.dir, off, snapshotSuffix)
+		if tried[off] {
+			continue
+		}
+		tried[off] = true
 		if off > leo {
 			_ = os.Remove(path)
 			continue
@@ -483,14 +507,17 @@ func (l *Log) rebuildProducerState(upTo int64) (producerState, error) {
 		}
 	}
 	regenerated := make([][]AbortedTxn, len(replayed))
+	early := make([]earlyAborts, len(replayed))
 	n, err := replayBatches(replayed, from, &state, func(i int, a AbortedTxn) {
 		regenerated[i] = append(regenerated[i], a)
+	}, func(i int, h BatchHeader, m *controlMarker) {
+		early[i].observe(h, m)
 	})
 	if err != nil {
 		return producerState{}, err
 	}
 	for i, p := range replayed {
-		if err := l.reconcileTxnIndex(p.seg, from, regenerated[i]); err != nil {
+		if err := l.reconcileTxnIndex(p.seg, from, regenerated[i], &early[i]); err != nil {
 			return producerState{}, err
 		}
 	}
@@ -500,11 +527,12 @@ func (l *Log) rebuildProducerState(upTo int64) (producerState, error) {
 
 // replayBatches feeds every batch of segs (in offset order, with the sizes
 // to read; the caller keeps them from being deleted) whose last offset is
-// at or above from to
-// p, decoding the marker of each control batch, and reports each
-// transaction index entry the replay produces with its segment's index.
-// It returns the number of batches applied.
-func replayBatches(segs []pinnedSegment, from int64, p *producerState, onAbort func(i int, a AbortedTxn)) (int, error) {
+// at or above from to p, decoding the marker of each control batch, and
+// reports each transaction index entry the replay produces with its
+// segment's index. Batches below from are passed to onEarly (if not nil)
+// so the caller can check the index entries it keeps. It returns the
+// number of batches applied.
+func replayBatches(segs []pinnedSegment, from int64, p *producerState, onAbort func(i int, a AbortedTxn), onEarly func(i int, h BatchHeader, m *controlMarker)) (int, error) {
 	replayed := 0
 	for i, s := range segs {
 		if s.size == 0 {
@@ -524,6 +552,15 @@ func replayBatches(segs []pinnedSegment, from int64, p *producerState, onAbort f
 				return replayed, fmt.Errorf("localstore: replay producer state: %w", err)
 			}
 			if h.LastOffset() < from {
+				if onEarly != nil {
+					var m *controlMarker
+					if h.IsControl() {
+						if m, err = readControlMarker(f, pos, h); err != nil {
+							return replayed, err
+						}
+					}
+					onEarly(i, h, m)
+				}
 				continue
 			}
 			var m *controlMarker

@@ -17,9 +17,12 @@ import (
 // reconcileTxnIndex sets the transaction index of segment s, just replayed
 // from offset from, to its durable entries below from plus the entries
 // the replay regenerated, rewriting the file when that differs from it.
-// Callers: Open (nothing runs concurrently) and TruncateTo (holding
+// The entries kept below from are checked against the segment's own
+// batches there (early, see earlyAborts). When the file may have lost or
+// garbled an entry below from, the index is rebuilt from a replay of the
+// whole log instead. Callers: Open (nothing runs concurrently) and TruncateTo (holding
 // writeMu; readers only look below the new end).
-func (l *Log) reconcileTxnIndex(s *segment, from int64, regenerated []AbortedTxn) error {
+func (l *Log) reconcileTxnIndex(s *segment, from int64, regenerated []AbortedTxn, early *earlyAborts) error {
 	s.idx.RLock()
 	loaded, existing := s.idx.txnLoaded, s.idx.aborted
 	s.idx.RUnlock()
@@ -33,7 +36,7 @@ func (l *Log) reconcileTxnIndex(s *segment, from int64, regenerated []AbortedTxn
 		existing, derr = decodeTxnEntries(b, s.base, s.next)
 		if derr != nil {
 			damaged = true
-			if damageMatters(b, len(existing), from) {
+			if damageMatters(b, len(existing), s.base, from) {
 				l.logger.Error("localstore: transaction index damaged below the replay start; rebuilding it from the whole log", "segment", s.txnIndexPath(), "err", derr)
 				entries, err := l.repairTxnIndex(s)
 				if err != nil {
@@ -52,6 +55,14 @@ func (l *Log) reconcileTxnIndex(s *segment, from int64, regenerated []AbortedTxn
 			merged = append(merged, e)
 		}
 	}
+	if why := early.check(merged, s.base); why != "" {
+		l.logger.Error("localstore: transaction index disagrees with its segment; rebuilding it from the whole log", "segment", s.txnIndexPath(), "reason", why)
+		entries, err := l.repairTxnIndex(s)
+		if err != nil {
+			return err
+		}
+		return l.setTxnIndex(s, entries, true)
+	}
 	merged = append(merged, regenerated...)
 	if !damaged && equalAborted(merged, existing) {
 		s.idx.Lock()
@@ -68,20 +79,80 @@ func (l *Log) reconcileTxnIndex(s *segment, from int64, regenerated []AbortedTxn
 	return l.setTxnIndex(s, merged, true)
 }
 
-// damageMatters reports whether a transaction index that stops decoding
-// after good entries may have lost entries below from. Entries are in
-// marker order, so if the first bad entry is whole, of version 0 and has
-// its marker at or past from, everything it hides would be regenerated.
-func damageMatters(b []byte, good int, from int64) bool {
-	p := good * txnIndexEntrySize
-	if len(b)-p < txnIndexEntrySize {
-		// A partial last entry: a torn append, after everything synced.
+// damageMatters reports whether a transaction index of the segment
+// starting at base, which stops decoding after good entries, may have lost
+// entries below from (the only ones the replay does not regenerate).
+// Entries are in marker order, so if the first bad entry is whole, of
+// version 0 and has its marker at or past from, everything it hides would
+// be regenerated: that is the common case of a log tail cut by recovery.
+func damageMatters(b []byte, good int, base, from int64) bool {
+	if from <= base {
 		return false
 	}
-	if int16(binary.BigEndian.Uint16(b[p:])) != txnIndexVersion {
+	p := good * txnIndexEntrySize
+	if len(b)-p < txnIndexEntrySize || int16(binary.BigEndian.Uint16(b[p:])) != txnIndexVersion {
 		return true
 	}
 	return int64(binary.BigEndian.Uint64(b[p+18:])) < from
+}
+
+// earlyAborts is what a segment's batches below the replay start say about
+// the index entries there, from a replay of the segment alone (an empty
+// producer state at its base): which offsets are abort markers and of
+// which producer, and, for a producer whose transaction has data in the
+// segment, the entry's first offset and last stable offset. Those are
+// exact unless a transaction began in an earlier segment, in which case
+// the true value lies below the segment's base. A marker whose
+// transaction's data all lie in earlier segments cannot be told from an
+// empty transaction's; for those the file is trusted.
+type earlyAborts struct {
+	local   txnTracker
+	markers map[int64]earlyMarker
+}
+
+type earlyMarker struct {
+	producerID int64
+	required   bool  // the transaction has data in this segment
+	first, lso int64 // as seen from this segment alone
+}
+
+func (e *earlyAborts) observe(h BatchHeader, m *controlMarker) {
+	if e.markers == nil {
+		e.local, e.markers = newTxnTracker(), map[int64]earlyMarker{}
+	}
+	if h.IsControl() && m != nil && !m.empty && !m.commit && h.ProducerID >= 0 {
+		first, open := e.local.ongoing[h.ProducerID]
+		e.markers[h.BaseOffset] = earlyMarker{producerID: h.ProducerID, required: open, first: first,
+			lso: e.local.firstOfOthers(h.ProducerID, h.BaseOffset+1)}
+	}
+	e.local.observe(h, m)
+	e.local.unreplicated = nil // not needed here
+}
+
+// check returns why kept (the entries below the replay start of the
+// segment at base) cannot be right, or "".
+func (e *earlyAborts) check(kept []AbortedTxn, base int64) string {
+	have := make(map[int64]bool, len(kept))
+	for _, a := range kept {
+		m, ok := e.markers[a.LastOffset]
+		switch {
+		case !ok:
+			return fmt.Sprintf("entry %+v names no abort marker", a)
+		case m.producerID != a.ProducerID:
+			return fmt.Sprintf("entry %+v names the marker of producer %d", a, m.producerID)
+		case a.FirstOffset >= base && (!m.required || a.FirstOffset != m.first):
+			return fmt.Sprintf("entry %+v: the transaction's data in the segment begins at %d", a, m.first)
+		case a.LastStableOffset >= base && a.LastStableOffset != m.lso:
+			return fmt.Sprintf("entry %+v: the last stable offset at the abort was %d", a, m.lso)
+		}
+		have[a.LastOffset] = true
+	}
+	for off, m := range e.markers {
+		if m.required && !have[off] {
+			return fmt.Sprintf("no entry for the abort marker at offset %d", off)
+		}
+	}
+	return ""
 }
 
 // setTxnIndex replaces s's entries in memory and in its file.
@@ -169,6 +240,6 @@ func (l *Log) repairTxnIndex(target *segment) ([]AbortedTxn, error) {
 		if i == last {
 			out = append(out, a)
 		}
-	})
+	}, nil)
 	return out, err
 }
