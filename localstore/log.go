@@ -14,8 +14,13 @@ package localstore
 //                   exclusively, so the writer reads them without mu. mu is
 //                   held exclusively only to publish in-memory changes, never
 //                   across file I/O other than unlinks.
-//  3. segment.idx   (RWMutex) a segment's in-memory indexes; a sealed
-//                   segment's first reader loads them from disk under it.
+//  3. segment.idx   (RWMutex) a segment's in-memory indexes (the
+//                   transaction index too); a sealed segment's first reader
+//                   loads offset and time indexes from disk under it. The
+//                   transaction index loads without it held (a repair may
+//                   read earlier segments and take Log.mu shared, and
+//                   writes the repaired file under Log.mu shared so a
+//                   cleaner swap cannot interleave).
 //  4. segment.fileMu a segment's lazily opened descriptor.
 //
 // Readers take mu shared, pick and pin segments, release mu, then read the

@@ -67,28 +67,29 @@ func (l *Log) WaitSealed() {
 	l.sealSyncs.Wait()
 }
 
-// SegmentTxnIndex returns the transaction index of the sealed segment with
-// the given base offset in Kafka's .txnindex layout (empty when the
-// segment holds no aborted transaction), for tiering to bundle with the
-// segment's other indexes; remote read_committed fetches decode it with
-// DecodeTxnIndex and search it with CollectAbortedTxns. The bytes come
-// from the in-memory index (loaded from the file on first use), so they
-// are right even when no file exists. Only sealed segments qualify: the
-// active segment's index still grows.
-func (l *Log) SegmentTxnIndex(base int64) ([]byte, error) {
+// SegmentTxnIndex returns the transaction index of the sealed segment
+// [base, next) (as listed by Segments) in Kafka's .txnindex layout, empty
+// when the segment holds no aborted transaction, for tiering to bundle
+// with the segment's other indexes; remote read_committed fetches decode
+// it with DecodeTxnIndex and search it with CollectAbortedTxns. The bytes
+// come from the in-memory index (loaded from the file on first use), so
+// they are right even when no file exists. Only sealed segments qualify
+// (the active segment's index still grows), and only while the segment is
+// the one listed: a segment the cleaner merged or retention deleted
+// meanwhile is an error.
+func (l *Log) SegmentTxnIndex(base, next int64) ([]byte, error) {
 	l.mu.RLock()
 	if err := l.errIfClosed(); err != nil {
 		l.mu.RUnlock()
 		return nil, err
 	}
 	var seg *segment
-	var next int64
-	if i := l.findSegment(base); l.mu.segments[i].base == base {
-		seg, next = l.mu.segments[i], l.mu.segments[i].next
+	if i := l.findSegment(base); l.mu.segments[i].base == base && l.mu.segments[i].next == next && l.mu.segments[i].sealed {
+		seg = l.mu.segments[i]
 	}
-	if seg == nil || !seg.sealed {
+	if seg == nil {
 		l.mu.RUnlock()
-		return nil, fmt.Errorf("localstore: no sealed segment with base offset %d", base)
+		return nil, fmt.Errorf("localstore: no sealed segment [%d, %d)", base, next)
 	}
 	seg.pin()
 	l.mu.RUnlock()

@@ -347,7 +347,7 @@ func checkCleanedTxnFiles(t *testing.T, l *Log) {
 		if !s.Sealed {
 			continue
 		}
-		b, err := l.SegmentTxnIndex(s.BaseOffset)
+		b, err := l.SegmentTxnIndex(s.BaseOffset, s.NextOffset)
 		if err != nil {
 			t.Fatal(err)
 		}

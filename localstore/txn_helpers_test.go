@@ -163,7 +163,7 @@ func checkTxnState(t *testing.T, l *Log, ops []txnOp) {
 		if !s.Sealed {
 			continue
 		}
-		b, err := l.SegmentTxnIndex(s.BaseOffset)
+		b, err := l.SegmentTxnIndex(s.BaseOffset, s.NextOffset)
 		if err != nil {
 			t.Fatal(err)
 		}

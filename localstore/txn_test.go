@@ -1,6 +1,7 @@
 package localstore
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"testing"
@@ -183,5 +184,47 @@ func TestTxnMalformedMarkerRejected(t *testing.T) {
 	}
 	if _, _, err := ParseControlBatch(b); !errors.Is(err, ErrCorruption) {
 		t.Fatalf("ParseControlBatch of a bad marker: %v", err)
+	}
+}
+
+// TestSegmentTxnIndexAccessor: tiering gets a sealed segment's index in
+// Kafka's layout, equal to the file, and nothing for the active segment or
+// a range that is not a segment.
+func TestSegmentTxnIndexAccessor(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	l := openTestLog(t, dir, testConfig(clock))
+	defer l.Close()
+	w := newTxnLog(t, l, clock)
+	txnHistory(w, 0, false)
+	roll(t, l)
+	w.plainData("k", "v") // no aborts in the second segment
+	roll(t, l)
+	l.WaitSealed()
+	segs := l.Segments()
+	b, err := l.SegmentTxnIndex(segs[0].BaseOffset, segs[0].NextOffset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(TxnIndexFile(dir, segs[0].BaseOffset))
+	if err != nil || !bytes.Equal(b, file) || len(b) != 2*34 {
+		t.Fatalf("accessor %x, file %x (%v)", b, file, err)
+	}
+	empty, err := l.SegmentTxnIndex(segs[1].BaseOffset, segs[1].NextOffset)
+	if err != nil || empty == nil || len(empty) != 0 {
+		t.Fatalf("segment without aborts: %x %v", empty, err)
+	}
+	if _, err := l.SegmentTxnIndex(segs[2].BaseOffset, segs[2].NextOffset); err == nil {
+		t.Fatal("the active segment's index was handed out")
+	}
+	if _, err := l.SegmentTxnIndex(segs[0].BaseOffset, segs[0].NextOffset+1); err == nil {
+		t.Fatal("a range that is no segment was accepted")
+	}
+	entries, err := DecodeTxnIndex(empty, segs[1].BaseOffset, segs[1].NextOffset)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("decode of an empty index: %v %v", entries, err)
+	}
+	if entries, err := DecodeTxnIndex(b, segs[0].BaseOffset, segs[0].NextOffset); err != nil || len(entries) != 2 {
+		t.Fatalf("decode of the first segment's index: %v %v", entries, err)
 	}
 }
