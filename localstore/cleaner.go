@@ -23,12 +23,10 @@ package localstore
 // The active segment is never read or written. Appends and reads go on
 // during a pass; only the swap takes the log's locks, briefly.
 //
+// Transactions: see cleaner_txn.go (aborted data dropped, markers after
+// delete.retention.ms, undecided transactions left alone).
+//
 // Where Strata differs from Kafka:
-//   - Transactional and control batches are copied untouched and their keys
-//     are not put in the map: Strata keeps no aborted-transaction index yet,
-//     so it cannot tell committed from aborted data, and an aborted write must
-//     never delete a committed value. (Kafka drops aborted data and, after
-//     delete.retention.ms, the markers.)
 //   - Records without a key are kept (and counted in CleanResult). Kafka's
 //     broker rejects them on produce to a compacted topic; a topic that
 //     became compacted later can still hold them.
@@ -60,6 +58,8 @@ type CleanResult struct {
 	RecordsRemoved                int64 // superseded by a later record with the same key
 	TombstonesRemoved             int64
 	KeylessRecords                int64 // kept; invalid in Kafka's compacted topics
+	AbortedRecordsRemoved         int64 // data of aborted transactions
+	MarkersRemoved                int64 // transaction markers past delete.retention.ms
 	BatchesRewritten              int64
 	BatchesRemoved                int64
 	UndecodableBatches            int64 // kept as they were
@@ -99,12 +99,21 @@ func (l *Log) Clean(ctx context.Context, cfg CleanerConfig, maxOffset int64) (Cl
 		s.pin()
 		segs[i] = cleanerSegment{seg: s, size: s.size, next: s.next, createdAt: s.createdAt}
 	}
-	producerLast := make(map[int64]int64, len(l.mu.producers))
-	for id, e := range l.mu.producers {
+	producerLast := make(map[int64]producerLastRecord, len(l.mu.producers.table))
+	undecided := map[int64]int64{}
+	for id, e := range l.mu.producers.table {
+		r := producerLastRecord{lastDataOffset: -1, epoch: e.Epoch}
 		if n := len(e.Batches); n > 0 {
-			producerLast[id] = e.Batches[n-1].LastOffset
+			r.lastDataOffset = e.Batches[n-1].LastOffset
+		}
+		producerLast[id] = r
+		if e.CurrentTxnFirstOffset >= 0 {
+			undecided[id] = e.CurrentTxnFirstOffset
 		}
 	}
+	// A transaction decided by a marker at or above maxOffset (the high
+	// watermark) is not stable yet: clean below its first offset only.
+	maxOffset = min(maxOffset, l.mu.producers.txns.unreplicatedBound(maxOffset))
 	l.mu.RUnlock()
 	defer func() {
 		for _, s := range segs {
@@ -125,10 +134,17 @@ func (l *Log) Clean(ctx context.Context, cfg CleanerConfig, maxOffset int64) (Cl
 		return res, nil
 	}
 
-	keys, end, err := l.buildKeyMap(ctx, segs, res.Plan, cfg.KeyMapBytes, &res)
+	keys, end, err := l.buildKeyMap(ctx, segs, res.Plan, cfg.KeyMapBytes, undecided, &res)
 	if err != nil {
 		return res, err
 	}
+	// The aborted transactions overlapping everything this pass rewrites
+	// (their markers may lie beyond it, even in the active segment).
+	aborted, err := l.AbortedTransactions(segs[0].seg.base, end)
+	if err != nil {
+		return res, err
+	}
+	txns := newCleanerTxns(aborted, undecided)
 	var toClean []cleanerSegment
 	for _, s := range segs {
 		if s.next <= end {
@@ -143,7 +159,7 @@ func (l *Log) Clean(ctx context.Context, cfg CleanerConfig, maxOffset int64) (Cl
 		for _, s := range group {
 			res.BytesBefore += s.size
 		}
-		c, err := l.writeCleaned(ctx, group, keys, producerLast, now, cfg, logCfg.IndexIntervalBytes, &res)
+		c, err := l.writeCleaned(ctx, group, keys, producerLast, txns, now, cfg, logCfg.IndexIntervalBytes, &res)
 		if err != nil {
 			return res, err
 		}
@@ -178,11 +194,15 @@ func (l *Log) Clean(ctx context.Context, cfg CleanerConfig, maxOffset int64) (Cl
 
 // cleanerMetadata fills s.meta: max timestamp from the (loaded) indexes,
 // the first batch's max timestamp, and the file's mtime. Loading the
-// indexes here also means a reader pinning this segment later never loads
-// index files by path, which the swap may have replaced.
+// indexes (the transaction index too) here also means a reader pinning
+// this segment later never loads index files by path, which the swap may
+// have replaced.
 func (l *Log) cleanerMetadata(s *cleanerSegment, interval int) error {
 	s.meta = CleanableSegment{Base: s.seg.base, Next: s.next, Size: s.size, FirstTimestamp: -1, MaxTimestamp: -1, LastModified: s.createdAt}
 	if err := s.seg.ensureIndexes(s.size, s.next, interval); err != nil {
+		return err
+	}
+	if err := l.loadTxnIndex(s.seg, s.next); err != nil {
 		return err
 	}
 	s.seg.idx.RLock()
@@ -211,8 +231,15 @@ func (l *Log) cleanerMetadata(s *cleanerSegment, interval int) error {
 const keyMapEntryOverhead = 48
 
 // buildKeyMap maps each key in the dirty section to its latest offset and
-// returns the exclusive end of the mapped range (a segment boundary).
-func (l *Log) buildKeyMap(ctx context.Context, segs []cleanerSegment, plan CleanPlan, limit int64, res *CleanResult) (map[string]int64, int64, error) {
+// returns the exclusive end of the mapped range (a segment boundary). Keys
+// of aborted and undecided transactions stay out (Kafka's buildOffsetMap
+// skips aborted batches; cleaner_txn.go for undecided ones).
+func (l *Log) buildKeyMap(ctx context.Context, segs []cleanerSegment, plan CleanPlan, limit int64, undecided map[int64]int64, res *CleanResult) (map[string]int64, int64, error) {
+	aborted, err := l.AbortedTransactions(plan.FirstDirty, plan.FirstUncleanable)
+	if err != nil {
+		return nil, 0, err
+	}
+	txns := newCleanerTxns(aborted, undecided)
 	keys := map[string]int64{}
 	var bytes int64
 	end := plan.FirstDirty
@@ -227,7 +254,14 @@ func (l *Log) buildKeyMap(ctx context.Context, segs []cleanerSegment, plan Clean
 			break
 		}
 		err := forEachBatch(ctx, s, func(b []byte, h BatchHeader) error {
-			if h.IsControl() || h.IsTransactional() || h.LastOffset() < plan.FirstDirty {
+			if h.LastOffset() < plan.FirstDirty {
+				return nil
+			}
+			if h.IsControl() {
+				txns.onControl(h, decodeMarker(b, h))
+				return nil
+			}
+			if st := txns.onData(h); st == txnAborted || st == txnUndecided {
 				return nil
 			}
 			recs, err := decodeRecords(b, h)
@@ -304,8 +338,8 @@ func forEachBatch(ctx context.Context, s cleanerSegment, fn func(b []byte, h Bat
 // writeCleaned writes group's surviving batches to <base>.log.cleaned,
 // fsynced, and returns the new segment (not yet in the log). On error the
 // file is removed.
-func (l *Log) writeCleaned(ctx context.Context, group []cleanerSegment, keys map[string]int64, producerLast map[int64]int64,
-	now time.Time, cfg CleanerConfig, interval int, res *CleanResult) (c *cleanedSegment, err error) {
+func (l *Log) writeCleaned(ctx context.Context, group []cleanerSegment, keys map[string]int64, producerLast map[int64]producerLastRecord,
+	txns *cleanerTxns, now time.Time, cfg CleanerConfig, interval int, res *CleanResult) (c *cleanedSegment, err error) {
 	last := group[len(group)-1]
 	seg := newSegment(l.dir, group[0].seg.base, l.logger)
 	c = &cleanedSegment{seg: seg, end: last.next, lastModified: last.meta.LastModified}
@@ -338,8 +372,40 @@ func (l *Log) writeCleaned(ctx context.Context, group []cleanerSegment, keys map
 	}
 	for _, s := range group {
 		err := forEachBatch(ctx, s, func(b []byte, h BatchHeader) error {
-			if h.IsControl() || h.IsTransactional() {
+			if h.IsControl() {
+				discardable := txns.onControl(h, decodeMarker(b, h))
+				if discardable && !isLastOfProducer(producerLast, h) && tombstoneExpired(h.MaxTimestamp, s.meta, now, cfg.DeleteRetention) {
+					res.MarkersRemoved++
+					res.BatchesRemoved++
+					c.changed = true
+					return nil
+				}
 				return write(b, h)
+			}
+			switch txns.onData(h) {
+			case txnUndecided:
+				return write(b, h)
+			case txnAborted:
+				res.AbortedRecordsRemoved += int64(h.NumRecords)
+				if !isLastOfProducer(producerLast, h) {
+					res.BatchesRemoved++
+					c.changed = true
+					return nil
+				}
+				if h.NumRecords == 0 {
+					return write(b, h)
+				}
+				nb, err := rebuildBatch(b, nil)
+				if err != nil {
+					return err
+				}
+				nh, err := ParseBatchHeader(nb)
+				if err != nil {
+					return err
+				}
+				res.BatchesRewritten++
+				c.changed = true
+				return write(nb, nh)
 			}
 			recs, err := decodeRecords(b, h)
 			if err != nil {
@@ -370,7 +436,7 @@ func (l *Log) writeCleaned(ctx context.Context, group []cleanerSegment, keys map
 				// Kafka keeps an empty batch when it is the last one of a
 				// producer, so its last sequence (and epoch) can still be
 				// rebuilt from the log.
-				if last, ok := producerLast[h.ProducerID]; !ok || h.ProducerID < 0 || last != h.LastOffset() {
+				if !isLastOfProducer(producerLast, h) {
 					res.BatchesRemoved++
 					c.changed = true
 					return nil
@@ -412,6 +478,14 @@ func (l *Log) writeCleaned(ctx context.Context, group []cleanerSegment, keys map
 	seg.createdAt = last.createdAt
 	seg.idx.indexBuilder = idx
 	seg.idx.loaded = true
+	seg.idx.aborted = txns.takeKept()
+	seg.idx.flushedAborted = len(seg.idx.aborted)
+	seg.idx.txnLoaded = true
+	if len(seg.idx.aborted) > 0 {
+		if err := writeFileAtomic(c.cleanedTxnIndexPath(), AppendTxnIndex(nil, seg.idx.aborted), true); err != nil {
+			return c, err
+		}
+	}
 	if err := hookErr("cleaned-written"); err != nil {
 		return c, err
 	}

@@ -5,20 +5,27 @@ package localstore
 //
 // On disk, one replacement of the segments [B, E) goes:
 //
-//  1. <B>.log.cleaned written and fsynced (indexes stay in memory).
+//  1. <B>.log.cleaned written and fsynced (indexes stay in memory), and
+//     <B>.txnindex.cleaned when the cleaned segment keeps aborted
+//     transactions (the transaction index cannot be rebuilt from the
+//     segment alone, so it goes to disk before the commit).
 //  2. cleaner-swap written atomically and fsynced: "0\n<B> <E>\n".
 //  3. rename <B>.log.cleaned → <B>.log.swap, fsync the directory. This is
 //     the commit point: from here the cleaned data replaces [B, E).
 //  4. Under the log's locks: the in-memory segment list changes, the old
 //     segments' files are unlinked (readers holding Slices keep their
 //     descriptors).
-//  5. rename <B>.log.swap → <B>.log, write <B>.index and <B>.timeindex,
-//     fsync the directory, remove cleaner-swap.
+//  5. rename <B>.log.swap → <B>.log, rename <B>.txnindex.cleaned →
+//     <B>.txnindex, write <B>.index and <B>.timeindex, fsync the
+//     directory, remove cleaner-swap.
 //
-// Open (finishInterruptedClean) deletes *.cleaned; a <B>.log.swap with a
-// cleaner-swap naming B is completed (every .log/.index/.timeindex with a
-// base in [B, E) is deleted, then the rename of step 5; the indexes are
-// rebuilt from the .log on first use); any other .swap is deleted. Kafka
+// Open (finishInterruptedClean) deletes *.cleaned unless a commit is being
+// completed; a <B>.log.swap with a cleaner-swap naming B is completed
+// (every .log/.index/.timeindex/.txnindex with a base in [B, E) is
+// deleted, then the renames of step 5; the other indexes are rebuilt from
+// the .log on first use); any other .swap is deleted. With cleaner-swap
+// naming B but neither <B>.log.swap nor <B>.log.cleaned, step 5 was under
+// way: a <B>.txnindex.cleaned is renamed into place. Kafka
 // recovers .swap files the same way but finds E by reading the swap
 // segment's last offset, which falls short of E when the cleaner dropped a
 // whole trailing segment; the descriptor makes E explicit.
@@ -152,30 +159,36 @@ func (l *Log) finishInterruptedClean() error {
 			l.logger.Error("localstore: unreadable cleaner-swap; discarding any swap file", "err", err)
 		}
 	}
-	var swaps []string
+	have := map[string]bool{}
+	for _, de := range dirents {
+		have[de.Name()] = true
+	}
+	base := func(suffix string) string { return fmt.Sprintf("%020d%s", descBase, suffix) }
+	logSwap, logCleaned := base(logSuffix+swapSuffix), base(logSuffix+cleanedSuffix)
+	txnCleaned := base(txnIndexSuffix + cleanedSuffix)
+	// The commit point passed (.log.swap) or step 5 began (neither file):
+	// the cleaned transaction index belongs to the committed segment.
+	committed := haveDesc && (have[logSwap] || !have[logCleaned])
 	changed := false
 	for _, de := range dirents {
 		name := de.Name()
 		switch {
+		case committed && name == txnCleaned:
+			// Renamed below.
 		case strings.HasSuffix(name, cleanedSuffix):
 			// Not committed: the old segments are intact.
 			_ = os.Remove(l.dirFile(name))
 			changed = true
-		case strings.HasSuffix(name, swapSuffix):
-			swaps = append(swaps, name)
-		}
-	}
-	for _, name := range swaps {
-		base, err := ParseSegmentBaseOffset(name)
-		if err != nil || !haveDesc || base != descBase || name != fmt.Sprintf("%020d%s%s", base, logSuffix, swapSuffix) {
+		case strings.HasSuffix(name, swapSuffix) && !(haveDesc && name == logSwap):
 			l.logger.Error("localstore: discarding swap file without a matching cleaner-swap", "file", name)
 			_ = os.Remove(l.dirFile(name))
 			changed = true
-			continue
 		}
+	}
+	if haveDesc && have[logSwap] {
 		for _, de := range dirents {
 			n := de.Name()
-			if !strings.HasSuffix(n, logSuffix) && !strings.HasSuffix(n, indexSuffix) && !strings.HasSuffix(n, timeIndexSuffix) {
+			if !strings.HasSuffix(n, logSuffix) && !strings.HasSuffix(n, indexSuffix) && !strings.HasSuffix(n, timeIndexSuffix) && !strings.HasSuffix(n, txnIndexSuffix) {
 				continue
 			}
 			if b, err := ParseSegmentBaseOffset(n); err == nil && b >= descBase && b < descEnd {
@@ -184,10 +197,16 @@ func (l *Log) finishInterruptedClean() error {
 				}
 			}
 		}
-		if err := os.Rename(l.dirFile(name), offsetFileName(l.dir, base, logSuffix)); err != nil {
+		if err := os.Rename(l.dirFile(logSwap), offsetFileName(l.dir, descBase, logSuffix)); err != nil {
 			return fmt.Errorf("localstore: finish interrupted clean: %w", err)
 		}
 		l.logger.Warn("localstore: completed an interrupted log cleaner swap", "base", descBase, "end", descEnd)
+		changed = true
+	}
+	if committed && have[txnCleaned] {
+		if err := os.Rename(l.dirFile(txnCleaned), offsetFileName(l.dir, descBase, txnIndexSuffix)); err != nil {
+			return fmt.Errorf("localstore: finish interrupted clean: %w", err)
+		}
 		changed = true
 	}
 	if _, err := os.Stat(l.dirFile(cleanerSwapFile)); err == nil {
@@ -213,6 +232,9 @@ type cleanedSegment struct {
 
 func (c *cleanedSegment) cleanedPath() string { return c.seg.logPath() + cleanedSuffix }
 func (c *cleanedSegment) swapPath() string    { return c.seg.logPath() + swapSuffix }
+func (c *cleanedSegment) cleanedTxnIndexPath() string {
+	return c.seg.txnIndexPath() + cleanedSuffix
+}
 
 // discard removes an uncommitted cleaned segment's files.
 func (l *Log) discardCleaned(c *cleanedSegment) {
@@ -222,7 +244,9 @@ func (l *Log) discardCleaned(c *cleanedSegment) {
 		c.seg.file = nil
 	}
 	c.seg.fileMu.Unlock()
-	for _, p := range []string{c.cleanedPath(), c.swapPath(), l.dirFile(cleanerSwapFile)} {
+	// The descriptor goes first: with it and no .log.cleaned, Open would
+	// take a .txnindex.cleaned for a committed one.
+	for _, p := range []string{l.dirFile(cleanerSwapFile), c.cleanedPath(), c.swapPath(), c.cleanedTxnIndexPath()} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			l.logger.Warn("localstore: remove cleaner file", "path", p, "err", err)
 		}
@@ -278,6 +302,14 @@ func (l *Log) swapInCleaned(old []*segment, sizes []int64, c *cleanedSegment) er
 	}
 	if err := hookErr("swap-finished"); err != nil {
 		return err
+	}
+	c.seg.idx.RLock()
+	haveTxnIndex := len(c.seg.idx.aborted) > 0
+	c.seg.idx.RUnlock()
+	if haveTxnIndex {
+		if err := os.Rename(c.cleanedTxnIndexPath(), c.seg.txnIndexPath()); err != nil {
+			return fmt.Errorf("localstore: cleaner swap: %w", err)
+		}
 	}
 	c.seg.idx.RLock()
 	offsets, times := c.seg.idx.offsets, c.seg.idx.times

@@ -5,7 +5,8 @@
 //	    00000000000000000000.log        RecordBatch v2 bytes, offsets assigned by the log
 //	    00000000000000000000.index      sparse offset -> position (8-byte entries)
 //	    00000000000000000000.timeindex  sparse max timestamp -> offset (12-byte entries)
-//	    00000000000000001234.snapshot   producer-state snapshot (Strata format)
+//	    00000000000000000000.txnindex   aborted transactions (Kafka's 34-byte AbortedTxn entries), once there is one
+//	    00000000000000001234.snapshot   producer-state snapshot (Strata format, with ongoing transactions)
 //	    leader-epoch-checkpoint         Kafka's text format
 //	    log-start-offset, recovery-point, clean-shutdown   Strata's own small files
 //	    cleaner-offset-checkpoint, cleaner-swap            the log cleaner's (cleaner_swap.go)
@@ -14,6 +15,13 @@
 // cluster coordination. The broker validates produce requests with
 // ValidateBatch / SplitBatches, appends with Log.Append and serves fetches
 // with Log.Read, whose Slice can be sent with sendfile.
+//
+// Transactions (KIP-98): the log follows each producer's ongoing
+// transaction from its transactional batches, ends it at the marker the
+// leader appends (BuildControlBatch), and indexes aborts per segment
+// (txn_index.go). read_committed fetches read up to LastStableOffset and
+// list AbortedTransactions; the cleaner drops aborted data and, after
+// delete.retention.ms, markers (cleaner_txn.go).
 package localstore
 
 import "errors"
@@ -53,6 +61,19 @@ var (
 //     shorter next would loop. The cleaner therefore replaces a run of
 //     segments by one covering exactly [first base, following base), even
 //     when it ends up empty (cleaner_swap.go).
+//   - An abort's transaction index entry is published together with the
+//     marker's offset (one Log.mu hold), so a reader that can see the
+//     marker also finds the entry. Entries are buffered in memory and
+//     written on flush, roll and close, like the other indexes; the active
+//     segment's index is always loaded (appends go to memory).
+//   - A .txnindex cannot be rebuilt from its own segment (an entry needs
+//     the producer's first offset and the LSO at the abort). Recovery
+//     replays producer state from a snapshot and regenerates every entry
+//     at or after it; entries below it come from the file, which is
+//     durable there (the snapshot is at or below the recovery point) and
+//     checked against the segment's own batches. The snapshot at the
+//     active segment's base is kept so that this usually regenerates the
+//     whole active index; a damaged index is rebuilt by replaying the log.
 //   - Truncation happens at batch boundaries and shrinks the active file in
 //     place: the broker must not serve reads of the bytes being cut (it reads
 //     only below the high watermark, and a follower's log is not read by

@@ -14,8 +14,13 @@ package localstore
 //                   exclusively, so the writer reads them without mu. mu is
 //                   held exclusively only to publish in-memory changes, never
 //                   across file I/O other than unlinks.
-//  3. segment.idx   (RWMutex) a segment's in-memory indexes; a sealed
-//                   segment's first reader loads them from disk under it.
+//  3. segment.idx   (RWMutex) a segment's in-memory indexes (the
+//                   transaction index too); a sealed segment's first reader
+//                   loads offset and time indexes from disk under it. The
+//                   transaction index loads without it held (a repair may
+//                   read earlier segments and take Log.mu shared, and
+//                   writes the repaired file under Log.mu shared so a
+//                   cleaner swap cannot interleave).
 //  4. segment.fileMu a segment's lazily opened descriptor.
 //
 // Readers take mu shared, pick and pin segments, release mu, then read the
@@ -28,6 +33,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,9 +70,14 @@ type Log struct {
 		segments       []*segment // by base offset; the last is the active segment
 		logStartOffset int64
 		closed         bool
-		producers      producerTable
+		producers      producerState // idempotence and transaction state
 		epochs         epochCache
 	}
+
+	// highWatermark is the largest high watermark passed to
+	// LastStableOffset; readers raise it, the writer prunes transactions
+	// whose markers it has passed (txn_state.go).
+	highWatermark atomic.Int64
 }
 
 // AppendInfo describes one appended batch.
@@ -216,6 +227,7 @@ func (l *Log) appendBatches(batches [][]byte, mode appendMode) ([]AppendInfo, er
 	}
 	cfg := l.mu.cfg
 	headers := make([]BatchHeader, len(batches))
+	var markers []*controlMarker // per batch, for control batches
 	var total, span int64
 	var messages int64
 	for i, b := range batches {
@@ -225,6 +237,19 @@ func (l *Log) appendBatches(batches [][]byte, mode appendMode) ([]AppendInfo, er
 		}
 		if len(b) != h.Size() {
 			return nil, fmt.Errorf("localstore: append: %w: batch length field says %d bytes, have %d", ErrCorruption, h.Size(), len(b))
+		}
+		if h.IsControl() {
+			// A marker must decode before anything is written: the log
+			// ends the producer's transaction from it (Kafka's
+			// EndTransactionMarker.deserialize fails the append likewise).
+			m, err := parseControlBatch(b, h)
+			if err != nil {
+				return nil, fmt.Errorf("localstore: append: %w", err)
+			}
+			if markers == nil {
+				markers = make([]*controlMarker, len(batches))
+			}
+			markers[i] = &m
 		}
 		headers[i] = h
 		total += int64(len(b))
@@ -236,6 +261,12 @@ func (l *Log) appendBatches(batches [][]byte, mode appendMode) ([]AppendInfo, er
 		return nil, err
 	}
 	seg := l.active()
+	if markers != nil {
+		// Normally loaded at Open; appends to it happen in memory.
+		if err := l.loadTxnIndex(seg, seg.next); err != nil {
+			return nil, err
+		}
+	}
 
 	next := seg.next
 	infos := make([]AppendInfo, len(batches))
@@ -273,6 +304,9 @@ func (l *Log) appendBatches(batches [][]byte, mode appendMode) ([]AppendInfo, er
 	}
 	seg.idx.Unlock()
 
+	// Producer state, the transaction index entries of aborts and the new
+	// log end are published together: a reader that sees an abort
+	// marker's offset below the end also finds its index entry.
 	l.mu.Lock()
 	seg.size = p
 	seg.next = next
@@ -280,8 +314,24 @@ func (l *Log) appendBatches(batches [][]byte, mode appendMode) ([]AppendInfo, er
 	if seg.rollBase.IsZero() {
 		seg.rollBase = now
 	}
-	for _, h := range headers {
-		l.mu.producers.update(h)
+	var aborted []AbortedTxn
+	for i, h := range headers {
+		var m *controlMarker
+		if markers != nil {
+			m = markers[i]
+		}
+		if a, ok := l.mu.producers.apply(h, m); ok {
+			aborted = append(aborted, a)
+		}
+	}
+	if len(aborted) > 0 {
+		seg.idx.Lock()
+		seg.idx.aborted = append(seg.idx.aborted, aborted...)
+		seg.idx.Unlock()
+	}
+	if hw := l.highWatermark.Load(); hw > l.mu.producers.txns.highWatermark {
+		l.mu.producers.txns.highWatermark = hw
+		l.mu.producers.txns.pruneReplicated()
 	}
 	l.mu.Unlock()
 
@@ -637,7 +687,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 func (l *Log) ProducerState(pid int64) (ProducerEntry, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	e := l.mu.producers[pid]
+	e := l.mu.producers.table[pid]
 	if e == nil {
 		return ProducerEntry{}, false
 	}
@@ -648,8 +698,8 @@ func (l *Log) ProducerState(pid int64) (ProducerEntry, bool) {
 func (l *Log) ProducerIDs() []int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	ids := make([]int64, 0, len(l.mu.producers))
-	for id := range l.mu.producers {
+	ids := make([]int64, 0, len(l.mu.producers.table))
+	for id := range l.mu.producers.table {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })

@@ -29,7 +29,20 @@ type ProducerEntry struct {
 	Epoch         int16
 	Batches       []ProducerBatch
 	LastTimestamp int64
+	// CoordinatorEpoch is the transaction coordinator epoch of the last
+	// marker written for this producer, -1 if none. A marker from an older
+	// coordinator is a zombie's (Kafka's TRANSACTION_COORDINATOR_FENCED);
+	// the broker checks that before appending.
+	CoordinatorEpoch int32
+	// CurrentTxnFirstOffset is the first offset of the producer's ongoing
+	// transaction, -1 when it has none (Kafka's currentTxnFirstOffset).
+	// A non-transactional batch while it is set is Kafka's
+	// INVALID_TXN_STATE; the broker checks that too.
+	CurrentTxnFirstOffset int64
 }
+
+// InTransaction reports whether the producer has an ongoing transaction.
+func (e ProducerEntry) InTransaction() bool { return e.CurrentTxnFirstOffset >= 0 }
 
 // producerTable is the pure state machine behind producer state: no I/O, so
 // replay during recovery and the live append path run the same code.
@@ -44,17 +57,24 @@ func lastSequence(baseSeq, delta int32) int32 {
 	return baseSeq + delta
 }
 
-// update applies one appended batch. Batches without a producer id (-1)
-// are ignored. A new epoch forgets the previous epoch's batches (Kafka resets
-// the sequence window on an epoch bump). Control batches (transaction
-// markers) carry no sequence, so they only refresh epoch and timestamp.
-func (t producerTable) update(h BatchHeader) {
+// update applies one appended batch whose marker (for control batches)
+// was not decoded: it refreshes epoch and timestamp only. See apply.
+func (t producerTable) update(h BatchHeader) { t.apply(h, nil) }
+
+// apply applies one appended batch. Batches without a producer id (-1) are
+// ignored. A new epoch forgets the previous epoch's batches (Kafka resets
+// the sequence window on an epoch bump). A transactional data batch starts
+// the producer's transaction if none is ongoing; a control batch (a
+// transaction marker, m) ends it and records the coordinator epoch.
+// Markers carry no sequence, so they add no batch. The caller keeps the
+// txnTracker in step (producerState.apply).
+func (t producerTable) apply(h BatchHeader, m *controlMarker) {
 	if h.ProducerID < 0 {
 		return
 	}
 	e := t[h.ProducerID]
 	if e == nil {
-		e = &ProducerEntry{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch}
+		e = &ProducerEntry{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, CoordinatorEpoch: -1, CurrentTxnFirstOffset: -1}
 		t[h.ProducerID] = e
 	}
 	if e.Epoch != h.ProducerEpoch {
@@ -62,7 +82,17 @@ func (t producerTable) update(h BatchHeader) {
 		e.Batches = nil
 	}
 	e.LastTimestamp = h.MaxTimestamp
-	if h.IsControl() || h.BaseSequence < 0 {
+	if h.IsControl() {
+		if m != nil && !m.empty {
+			e.CoordinatorEpoch = m.coordinatorEpoch
+			e.CurrentTxnFirstOffset = -1
+		}
+		return
+	}
+	if h.IsTransactional() && e.CurrentTxnFirstOffset < 0 {
+		e.CurrentTxnFirstOffset = h.BaseOffset
+	}
+	if h.BaseSequence < 0 {
 		return
 	}
 	if len(e.Batches) == maxProducerBatches {
@@ -88,18 +118,23 @@ func (e *ProducerEntry) clone() ProducerEntry {
 
 // Snapshot file format (Strata's; Kafka's is a different schema):
 //
-//	magic "STPS" | version uint16 (=1) | count uint32 |
-//	count × { producerId int64 | epoch int16 | lastTimestamp int64 | nBatches uint8 |
+//	magic "STPS" | version uint16 | count uint32 |
+//	count × { producerId int64 | epoch int16 | lastTimestamp int64 |
+//	          [v2: coordinatorEpoch int32 | currentTxnFirstOffset int64] | nBatches uint8 |
 //	          nBatches × { firstSeq int32 | lastSeq int32 | firstOffset int64 | lastOffset int64 | timestamp int64 } } |
 //	crc32c uint32 over everything before it
 //
-// All integers big-endian.
+// All integers big-endian. Version 2 adds what transactions need, the
+// fields of Kafka's snapshot v1 that Strata's v1 lacked: the coordinator
+// epoch of the last marker and the first offset of the ongoing transaction
+// (-1 for none). Version 1 files are still read (no transaction state).
 const (
-	snapshotMagic     = "STPS"
-	snapshotVersion   = 1
-	snapshotHeader    = 4 + 2 + 4
-	snapshotEntryHead = 8 + 2 + 8 + 1
-	snapshotBatchSize = 4 + 4 + 8 + 8 + 8
+	snapshotMagic       = "STPS"
+	snapshotVersion     = 2
+	snapshotHeader      = 4 + 2 + 4
+	snapshotEntryHeadV1 = 8 + 2 + 8 + 1
+	snapshotEntryHead   = snapshotEntryHeadV1 + 4 + 8
+	snapshotBatchSize   = 4 + 4 + 8 + 8 + 8
 )
 
 func encodeProducerSnapshot(t producerTable) []byte {
@@ -117,6 +152,8 @@ func encodeProducerSnapshot(t producerTable) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(e.ProducerID))
 		b = binary.BigEndian.AppendUint16(b, uint16(e.Epoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.LastTimestamp))
+		b = binary.BigEndian.AppendUint32(b, uint32(e.CoordinatorEpoch))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.CurrentTxnFirstOffset))
 		b = append(b, uint8(len(e.Batches)))
 		for _, pb := range e.Batches {
 			b = binary.BigEndian.AppendUint32(b, uint32(pb.FirstSeq))
@@ -129,9 +166,11 @@ func encodeProducerSnapshot(t producerTable) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-// decodeProducerSnapshot parses a snapshot, rejecting anything malformed
-// (bad magic, version, CRC, counts that do not match the length, duplicate
-// producer ids, more than maxProducerBatches batches) with ErrCorruption.
+// decodeProducerSnapshot parses a snapshot (version 1 or 2), rejecting
+// anything malformed (bad magic, version, CRC, counts that do not match
+// the length, duplicate producer ids, more than maxProducerBatches
+// batches, a coordinator epoch or transaction first offset below -1) with
+// ErrCorruption.
 func decodeProducerSnapshot(b []byte) (producerTable, error) {
 	bad := func(why string) (producerTable, error) {
 		return nil, fmt.Errorf("%w: producer snapshot: %s", ErrCorruption, why)
@@ -143,29 +182,45 @@ func decodeProducerSnapshot(b []byte) (producerTable, error) {
 	if string(body[:4]) != snapshotMagic {
 		return bad("bad magic")
 	}
-	if v := binary.BigEndian.Uint16(body[4:]); v != snapshotVersion {
-		return bad(fmt.Sprintf("unknown version %d", v))
+	version := binary.BigEndian.Uint16(body[4:])
+	if version != 1 && version != 2 {
+		return bad(fmt.Sprintf("unknown version %d", version))
 	}
 	if crc32.Checksum(body, castagnoli) != sum {
 		return bad("crc mismatch")
 	}
+	head := snapshotEntryHeadV1
+	if version >= 2 {
+		head = snapshotEntryHead
+	}
 	count := binary.BigEndian.Uint32(body[6:])
 	rest := body[snapshotHeader:]
-	if uint64(count)*snapshotEntryHead > uint64(len(rest)) {
+	if uint64(count)*uint64(head) > uint64(len(rest)) {
 		return bad("entry count exceeds file size")
 	}
 	t := make(producerTable, count)
 	for i := uint32(0); i < count; i++ {
-		if len(rest) < snapshotEntryHead {
+		if len(rest) < head {
 			return bad("truncated entry")
 		}
 		e := &ProducerEntry{
-			ProducerID:    int64(binary.BigEndian.Uint64(rest)),
-			Epoch:         int16(binary.BigEndian.Uint16(rest[8:])),
-			LastTimestamp: int64(binary.BigEndian.Uint64(rest[10:])),
+			ProducerID:            int64(binary.BigEndian.Uint64(rest)),
+			Epoch:                 int16(binary.BigEndian.Uint16(rest[8:])),
+			LastTimestamp:         int64(binary.BigEndian.Uint64(rest[10:])),
+			CoordinatorEpoch:      -1,
+			CurrentTxnFirstOffset: -1,
 		}
-		n := int(rest[18])
-		rest = rest[snapshotEntryHead:]
+		p := 18
+		if version >= 2 {
+			e.CoordinatorEpoch = int32(binary.BigEndian.Uint32(rest[p:]))
+			e.CurrentTxnFirstOffset = int64(binary.BigEndian.Uint64(rest[p+4:]))
+			p += 12
+			if e.CoordinatorEpoch < -1 || e.CurrentTxnFirstOffset < -1 {
+				return bad("bad coordinator epoch or transaction offset")
+			}
+		}
+		n := int(rest[p])
+		rest = rest[head:]
 		if n > maxProducerBatches || len(rest) < n*snapshotBatchSize {
 			return bad("bad batch count")
 		}

@@ -34,7 +34,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 	}
 	l := &Log{dir: dir, logger: cfg.Logger.With("log_dir", dir)}
 	l.mu.cfg = cfg
-	l.mu.producers = producerTable{}
+	l.mu.producers = newProducerState(nil)
 	if err := l.load(); err != nil {
 		for _, s := range l.mu.segments {
 			s.retire(false)
@@ -83,7 +83,7 @@ func (l *Log) load() error {
 	}
 	for _, de := range dirents {
 		name := de.Name()
-		if strings.HasSuffix(name, indexSuffix) || strings.HasSuffix(name, timeIndexSuffix) {
+		if strings.HasSuffix(name, indexSuffix) || strings.HasSuffix(name, timeIndexSuffix) || strings.HasSuffix(name, txnIndexSuffix) {
 			if base, err := ParseSegmentBaseOffset(name); err == nil && !haveLog[base] {
 				_ = os.Remove(l.dirFile(name))
 			}
@@ -181,6 +181,11 @@ func (l *Log) load() error {
 		return err
 	}
 	l.mu.producers = producers
+	// The active segment's transaction index takes appends in memory, so
+	// it is loaded now (the replay above usually did).
+	if err := l.loadTxnIndex(active, active.next); err != nil {
+		return err
+	}
 
 	if !stats.clean {
 		// What we scanned may only have been in the page cache of a crashed
@@ -415,33 +420,67 @@ func (l *Log) listSnapshots() []int64 {
 }
 
 // writeProducerSnapshot persists the producer table as of offset (state
-// after all batches below it) and keeps only the two newest snapshots.
+// after all batches below it) and keeps the two newest snapshots and the
+// active segment's.
 func (l *Log) writeProducerSnapshot(offset int64) error {
 	l.mu.RLock()
-	data := encodeProducerSnapshot(l.mu.producers)
+	data := encodeProducerSnapshot(l.mu.producers.table)
 	l.mu.RUnlock()
 	if err := writeFileAtomic(offsetFileName(l.dir, offset, snapshotSuffix), data, true); err != nil {
 		return err
 	}
+	// Keep the two newest, and the one at the active segment's base: a
+	// replay from it regenerates the active segment's transaction index
+	// whole after a crash, trusting nothing of the file.
 	offs := l.listSnapshots()
-	for len(offs) > 2 {
-		_ = os.Remove(offsetFileName(l.dir, offs[0], snapshotSuffix))
-		offs = offs[1:]
+	activeBase := l.active().base
+	for i := 0; i < len(offs)-2; i++ {
+		if offs[i] != activeBase {
+			_ = os.Remove(offsetFileName(l.dir, offs[i], snapshotSuffix))
+		}
 	}
 	return nil
 }
 
-// rebuildProducerState loads the newest readable snapshot at or below upTo,
-// deletes snapshots beyond the log end, and replays the batches after the
+// rebuildProducerState loads a readable snapshot at or below upTo (the one
+// at the base of upTo's segment if there is one, else the newest), deletes
+// snapshots beyond the log end, and replays the batches after the
 // snapshot (Kafka's ProducerStateManager.truncateAndReload + replay).
-func (l *Log) rebuildProducerState(upTo int64) (producerTable, error) {
+//
+// The replay also rebuilds the transaction index of every segment it
+// reads, as Kafka's LogSegment.recover does with the producer state of the
+// segment's start: entries for abort markers at or after the snapshot
+// offset come from the replay; earlier ones from the file, where they are
+// durable (the snapshot is at or below the recovery point, and a segment's
+// .txnindex is fsynced with it). An unclean shutdown can therefore neither
+// lose an abort nor keep one whose marker did not survive. A file that is
+// damaged where its entries are needed is rebuilt from a replay of the
+// whole log (repairTxnIndex).
+func (l *Log) rebuildProducerState(upTo int64) (producerState, error) {
 	leo := l.active().next
 	table := producerTable{}
 	from := int64(math.MinInt64)
 	offs := l.listSnapshots()
+	// Preferred: the snapshot at the base of the segment holding upTo, so
+	// that segment's index is regenerated whole; else the newest at or
+	// below upTo.
+	segBase := l.mu.segments[l.findSegment(upTo)].base
+	order := make([]int64, 0, len(offs)+1)
+	for _, off := range offs {
+		if off == segBase {
+			order = append(order, off)
+		}
+	}
 	for i := len(offs) - 1; i >= 0; i-- {
-		off := offs[i]
+		order = append(order, offs[i])
+	}
+	tried := map[int64]bool{}
+	for _, off := range order {
 		path := offsetFileName(l.dir, off, snapshotSuffix)
+		if tried[off] {
+			continue
+		}
+		tried[off] = true
 		if off > leo {
 			_ = os.Remove(path)
 			continue
@@ -460,30 +499,101 @@ func (l *Log) rebuildProducerState(upTo int64) (producerTable, error) {
 		l.logger.Warn("localstore: discarding unreadable producer snapshot", "path", path, "err", err)
 		_ = os.Remove(path)
 	}
-	replayed := 0
+	state := newProducerState(table)
+	var replayed []pinnedSegment
 	for _, s := range l.mu.segments {
-		if s.next <= from || s.size == 0 {
+		if s.next > from {
+			replayed = append(replayed, pinnedSegment{seg: s, size: s.size, next: s.next, sealed: s.sealed})
+		}
+	}
+	regenerated := make([][]AbortedTxn, len(replayed))
+	early := make([]earlyAborts, len(replayed))
+	n, err := replayBatches(replayed, from, &state, func(i int, a AbortedTxn) {
+		regenerated[i] = append(regenerated[i], a)
+	}, func(i int, h BatchHeader, m *controlMarker) {
+		early[i].observe(h, m)
+	})
+	if err != nil {
+		return producerState{}, err
+	}
+	for i, p := range replayed {
+		if err := l.reconcileTxnIndex(p.seg, from, regenerated[i], &early[i]); err != nil {
+			return producerState{}, err
+		}
+	}
+	l.logger.Debug("localstore: producer state rebuilt", "snapshot", from, "replayed_batches", n, "producers", len(state.table), "ongoing_transactions", len(state.txns.ongoing))
+	return state, nil
+}
+
+// replayBatches feeds every batch of segs (in offset order, with the sizes
+// to read; the caller keeps them from being deleted) whose last offset is
+// at or above from to p, decoding the marker of each control batch, and
+// reports each transaction index entry the replay produces with its
+// segment's index. Batches below from are passed to onEarly (if not nil)
+// so the caller can check the index entries it keeps. It returns the
+// number of batches applied.
+func replayBatches(segs []pinnedSegment, from int64, p *producerState, onAbort func(i int, a AbortedTxn), onEarly func(i int, h BatchHeader, m *controlMarker)) (int, error) {
+	replayed := 0
+	for i, s := range segs {
+		if s.size == 0 {
 			continue
 		}
-		f, err := s.openFile()
+		f, err := s.seg.openFile()
 		if err != nil {
-			return nil, err
+			return replayed, err
 		}
 		sc := newBatchScanner(f, 0, s.size, recoverScanBufSize, false)
 		for {
-			h, _, err := sc.next()
+			h, pos, err := sc.next()
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
-				return nil, fmt.Errorf("localstore: replay producer state: %w", err)
+				return replayed, fmt.Errorf("localstore: replay producer state: %w", err)
 			}
-			if h.LastOffset() >= from {
-				table.update(h)
-				replayed++
+			if h.LastOffset() < from {
+				if onEarly != nil {
+					var m *controlMarker
+					if h.IsControl() {
+						if m, err = readControlMarker(f, pos, h); err != nil {
+							return replayed, err
+						}
+					}
+					onEarly(i, h, m)
+				}
+				continue
 			}
+			var m *controlMarker
+			if h.IsControl() {
+				m, err = readControlMarker(f, pos, h)
+				if err != nil {
+					return replayed, err
+				}
+			}
+			if a, ok := p.apply(h, m); ok {
+				onAbort(i, a)
+			}
+			replayed++
 		}
 	}
-	l.logger.Debug("localstore: producer state rebuilt", "snapshot", from, "replayed_batches", replayed, "producers", len(table))
-	return table, nil
+	return replayed, nil
+}
+
+// readControlMarker reads and decodes the marker of the control batch at
+// pos. One that does not decode (AppendBatches never writes such a batch;
+// it passed its CRC, so a bug or another tool wrote it) is returned as
+// nil and ends nothing, like an empty control batch.
+func readControlMarker(f io.ReaderAt, pos int64, h BatchHeader) (*controlMarker, error) {
+	if h.Size() > maxControlBatchSize {
+		return nil, nil
+	}
+	b := make([]byte, h.Size())
+	if _, err := f.ReadAt(b, pos); err != nil {
+		return nil, fmt.Errorf("localstore: read control batch at %d: %w", pos, err)
+	}
+	m, err := parseControlBatch(b, h)
+	if err != nil {
+		return nil, nil
+	}
+	return &m, nil
 }

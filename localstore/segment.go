@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// segment is one .log file with its two sparse indexes.
+// segment is one .log file with its two sparse indexes and its
+// transaction index (txn_index.go).
 //
 // Ownership: fields marked "Log.mu" change only while the writer holds
 // Log.mu exclusively and are read under Log.mu (shared). idx has its own lock
@@ -48,6 +49,12 @@ type segment struct {
 		indexBuilder
 		flushedOffsets int // entries already in the .index file
 		flushedTimes   int // entries already in the .timeindex file
+
+		// The transaction index, loaded separately (Log.segmentAborted):
+		// reading it needs the earlier segments when it must be repaired.
+		txnLoaded      bool
+		aborted        []AbortedTxn // in marker order
+		flushedAborted int          // entries already in the .txnindex file
 	}
 }
 
@@ -77,8 +84,15 @@ func createSegment(dir string, base int64, now time.Time, logger *slog.Logger) (
 			return nil, fmt.Errorf("localstore: create index: %w", err)
 		}
 	}
+	// A leftover transaction index from an earlier life of this base goes
+	// too; the file is created when the first abort is flushed.
+	if err := os.Remove(s.txnIndexPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		f.Close()
+		return nil, fmt.Errorf("localstore: create segment: %w", err)
+	}
 	s.createdAt = now
 	s.idx.loaded = true
+	s.idx.txnLoaded = true
 	return s, nil
 }
 
@@ -111,7 +125,7 @@ func (s *segment) retire(remove bool) {
 			}
 		}
 		s.removed.Store(true)
-		for _, p := range []string{s.logPath(), s.indexPath(), s.timeIndexPath()} {
+		for _, p := range []string{s.logPath(), s.indexPath(), s.timeIndexPath(), s.txnIndexPath()} {
 			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 				s.logger.Warn("localstore: delete segment file", "path", p, "err", err)
 			}
@@ -135,8 +149,8 @@ func (s *segment) openFile() (*os.File, error) {
 	return s.file, nil
 }
 
-// syncFiles fsyncs the .log and both indexes (a sealed segment's durability
-// point).
+// syncFiles fsyncs the .log and its indexes (a sealed segment's durability
+// point). The transaction index is synced when it exists.
 func (s *segment) syncFiles() error {
 	if s.removed.Load() {
 		return nil
@@ -148,11 +162,14 @@ func (s *segment) syncFiles() error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("localstore: sync %s: %w", s.logPath(), err)
 	}
-	for _, p := range []string{s.indexPath(), s.timeIndexPath()} {
+	for _, p := range []string{s.indexPath(), s.timeIndexPath(), s.txnIndexPath()} {
 		f, err := os.OpenFile(p, os.O_RDONLY, 0)
 		if err != nil {
 			if s.removed.Load() {
 				return nil
+			}
+			if p == s.txnIndexPath() && errors.Is(err, os.ErrNotExist) {
+				continue
 			}
 			return fmt.Errorf("localstore: %w", err)
 		}
@@ -354,10 +371,11 @@ func writeIndexFiles(indexPath, timeIndexPath string, offsets []offsetEntry, tim
 	return writeFileAtomic(timeIndexPath, appendTimeEntries(nil, times), sync)
 }
 
-// flushIndexes appends index entries not yet on disk. Entries are buffered in
-// memory on the append path and written in bulk here (on flush, roll and
-// close); after a crash they are rebuilt from the .log anyway. Caller holds
-// the writer lock.
+// flushIndexes appends index entries not yet on disk, the transaction
+// index's too. Entries are buffered in memory on the append path and
+// written in bulk here (on flush, roll and close); after a crash they are
+// rebuilt from the .log anyway (the transaction index by the producer-state
+// replay, recovery.go). Caller holds the writer lock.
 func (s *segment) flushIndexes(sync bool) error {
 	s.idx.Lock()
 	defer s.idx.Unlock()
@@ -369,7 +387,7 @@ func (s *segment) flushIndexes(sync bool) error {
 		return err
 	}
 	s.idx.flushedTimes = len(s.idx.times)
-	return nil
+	return s.flushTxnIndexLocked(sync)
 }
 
 func appendEntriesToFile(path string, b []byte, at int64, sync bool) error {

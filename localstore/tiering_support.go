@@ -1,5 +1,7 @@
 package localstore
 
+import "fmt"
+
 // Accessors the tiering package needs to copy sealed segments and to restore
 // a partition from the bucket. They expose facts, not policy.
 
@@ -63,4 +65,39 @@ func (l *Log) WaitSealed() {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	l.sealSyncs.Wait()
+}
+
+// SegmentTxnIndex returns the transaction index of the sealed segment
+// [base, next) (as listed by Segments) in Kafka's .txnindex layout, empty
+// when the segment holds no aborted transaction, for tiering to bundle
+// with the segment's other indexes; remote read_committed fetches decode
+// it with DecodeTxnIndex and search it with CollectAbortedTxns. The bytes
+// come from the in-memory index (loaded from the file on first use), so
+// they are right even when no file exists. Only sealed segments qualify
+// (the active segment's index still grows), and only while the segment is
+// the one listed: a segment the cleaner merged or retention deleted
+// meanwhile is an error.
+func (l *Log) SegmentTxnIndex(base, next int64) ([]byte, error) {
+	l.mu.RLock()
+	if err := l.errIfClosed(); err != nil {
+		l.mu.RUnlock()
+		return nil, err
+	}
+	var seg *segment
+	if i := l.findSegment(base); l.mu.segments[i].base == base && l.mu.segments[i].next == next && l.mu.segments[i].sealed {
+		seg = l.mu.segments[i]
+	}
+	if seg == nil {
+		l.mu.RUnlock()
+		return nil, fmt.Errorf("localstore: no sealed segment [%d, %d)", base, next)
+	}
+	seg.pin()
+	l.mu.RUnlock()
+	defer seg.unpin()
+	if err := l.loadTxnIndex(seg, next); err != nil {
+		return nil, err
+	}
+	seg.idx.RLock()
+	defer seg.idx.RUnlock()
+	return AppendTxnIndex([]byte{}, seg.idx.aborted), nil
 }

@@ -52,6 +52,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err := seg.ensureIndexes(seg.size, seg.next, cfg.IndexIntervalBytes); err != nil {
 		return err
 	}
+	if err := l.loadTxnIndex(seg, seg.next); err != nil {
+		return err
+	}
 	f, err := seg.openFile()
 	if err != nil {
 		return err
@@ -91,6 +94,20 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err := writeIndexFiles(seg.indexPath(), seg.timeIndexPath(), b.offsets, b.times, false); err != nil {
 		return err
 	}
+	// Aborts whose marker is cut go from the transaction index (Kafka's
+	// TransactionIndex.truncateTo); their transactions reopen in the
+	// producer-state rebuild below.
+	seg.idx.RLock()
+	aborted := seg.idx.aborted
+	keep := 0
+	for keep < len(aborted) && aborted[keep].LastOffset < newEnd {
+		keep++
+	}
+	aborted = append([]AbortedTxn(nil), aborted[:keep]...)
+	seg.idx.RUnlock()
+	if err := writeTxnIndexFile(seg.txnIndexPath(), aborted, false); err != nil {
+		return err
+	}
 
 	l.mu.Lock()
 	doomed := l.mu.segments[i+1:]
@@ -105,6 +122,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	seg.idx.indexBuilder = b
 	seg.idx.flushedOffsets, seg.idx.flushedTimes = len(b.offsets), len(b.times)
 	seg.idx.loaded = true
+	seg.idx.aborted, seg.idx.flushedAborted = aborted, len(aborted)
 	seg.idx.Unlock()
 	epochChanged := l.mu.epochs.truncateFromEnd(newEnd)
 	entries := append([]epochEntry(nil), l.mu.epochs.entries...)
