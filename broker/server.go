@@ -148,6 +148,7 @@ func New(opts Options) (_ *Broker, err error) {
 		conns:    map[*conn]struct{}{},
 		metrics:  newMetrics(),
 	}
+	warnDeprecatedSettings(b.log, settings)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	// undo runs, newest first, when a later step fails.
 	var undo []func()
