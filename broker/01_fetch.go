@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/fetchsession"
 	"github.com/strata-broker/strata/broker/partition"
 	"github.com/strata-broker/strata/tiering"
 )
@@ -22,33 +23,34 @@ import (
 // Record bytes go from the segment file to the socket with sendfile
 // (fetch_reply.go).
 //
-// Fetch sessions (KIP-227): we never create one. A request asking for a new
-// session (id 0, epoch 0) gets session id 0 back, which tells the client to
-// keep sending full fetches; a request naming a session id we never gave gets
-// FETCH_SESSION_ID_NOT_FOUND, so the client resets. v13+ names topics by id.
-// v9+ checks current_leader_epoch (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+// Fetch sessions (KIP-227, v7+): fetchsession decides from the session id
+// and epoch whether the request is sessionless (epoch -1: FINAL_EPOCH, also
+// closing the named session — kafka-go's Client.Fetch sends id -1, epoch
+// -1), full (epoch 0: a session is created when the response is built, if
+// max.incremental.fetch.session.cache.slots allows), or incremental (the
+// session's partitions are read; the response carries only those with
+// records, errors or moved offsets); session errors are
+// FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH and
+// FETCH_SESSION_TOPIC_ID_ERROR, with no partitions (fetch_session.go).
+// v13+ names topics by id. v9+ checks current_leader_epoch
+// (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
 func init() { register(kmsg.Fetch, 4, 16, handleFetch) }
 
 func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	req := kreq.(*kmsg.FetchRequest)
 	b := c.b
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	if h.version >= 7 {
-		switch {
-		case req.SessionID != 0:
-			resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-			return resp, nil
-		case req.SessionEpoch != 0 && req.SessionEpoch != -1:
-			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
-			return resp, nil
-		}
-	}
 	maxBytes := int(req.MaxBytes)
 	if h.version < 3 || maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
 	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	fol := b.followerOf(h.version, req)
+	fc := b.fetchContext(h.version, req, fol != nil)
+	if fc.Kind == fetchsession.Failed {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = fc.Err.Code
+		return resp, nil
+	}
 	var waiter *partition.Waiter
 	var parked []*partition.Partition
 	defer func() {
@@ -57,10 +59,11 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		}
 	}()
 	for {
-		reply, total, parts := b.readFetch(h.version, req, maxBytes, deadline, fol)
+		reply, total, parts := b.readFetch(h.version, fc.Partitions, maxBytes, deadline, fol)
 		done := total >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || reply.hasError || b.ctx.Err() != nil
 		remaining := time.Until(deadline)
 		if done || remaining <= 0 {
+			b.finishFetch(fc, reply)
 			return reply, nil
 		}
 		// Park on every requested partition, then look once more: an append
@@ -85,117 +88,122 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	}
 }
 
-// readFetch reads every requested partition once and builds the reply.
-func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, deadline time.Time, fol *fetchingFollower) (*fetchReply, int, []*partition.Partition) {
-	reply := &fetchReply{resp: req.ResponseKind().(*kmsg.FetchResponse)}
+// readFetch reads every partition once, in order, and builds the reply;
+// consecutive partitions of one topic share a response topic.
+func (b *Broker) readFetch(version int16, fetch []fetchsession.Partition, maxBytes int, deadline time.Time, fol *fetchingFollower) (*fetchReply, int, []*partition.Partition) {
+	reply := &fetchReply{resp: kmsg.NewPtrFetchResponse()}
 	resp := reply.resp
 	total := 0
 	var parts []*partition.Partition
-	for _, rt := range req.Topics {
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		var t *topic
-		if version >= 13 {
-			t = b.topics.getByID(rt.TopicID)
-		} else {
-			t = b.topics.get(rt.Topic)
+	var st *kmsg.FetchResponseTopic
+	var t *topic
+	for i := range fetch {
+		fp := &fetch[i]
+		if st == nil || st.Topic != fp.Topic || st.TopicID != fp.TopicID {
+			resp.Topics = append(resp.Topics, kmsg.NewFetchResponseTopic())
+			st = &resp.Topics[len(resp.Topics)-1]
+			st.Topic, st.TopicID = fp.Topic, fp.TopicID
+			if version >= 13 {
+				t = b.topics.getByID(fp.TopicID)
+			} else {
+				t = b.topics.get(fp.Topic)
+			}
 		}
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
-			// Never null: kmsg would encode nil as length -1, which
-			// librdkafka rejects ("invalid MessageSetSize -1"); Kafka
-			// sends an empty record set.
-			sp.RecordBatches = []byte{}
-			var p *partition.Partition
-			if t != nil {
-				p = t.partition(rp.Partition)
+		rp := kmsg.FetchRequestTopicPartition{Partition: fp.Partition, CurrentLeaderEpoch: fp.CurrentLeaderEpoch, FetchOffset: fp.FetchOffset,
+			LastFetchedEpoch: fp.LastFetchedEpoch, LogStartOffset: fp.LogStartOffset, PartitionMaxBytes: fp.MaxBytes}
+		sp := kmsg.NewFetchResponseTopicPartition()
+		sp.Partition = rp.Partition
+		// Never null: kmsg would encode nil as length -1, which
+		// librdkafka rejects ("invalid MessageSetSize -1"); Kafka
+		// sends an empty record set.
+		sp.RecordBatches = []byte{}
+		var p *partition.Partition
+		if t != nil {
+			p = t.partition(rp.Partition)
+		}
+		if p == nil {
+			if version >= 13 && t == nil {
+				sp.ErrorCode = kerr.UnknownTopicID.Code
+			} else {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			}
-			if p == nil {
-				if version >= 13 && t == nil {
-					sp.ErrorCode = kerr.UnknownTopicID.Code
-				} else {
-					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				}
+			reply.hasError = true
+			st.Partitions = append(st.Partitions, sp)
+			continue
+		}
+		parts = append(parts, p)
+		hw := p.HighWatermark()
+		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.LogStartOffset()
+		if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch()); ec != nil {
+			sp.ErrorCode = ec.Code
+			reply.hasError = true
+			st.Partitions = append(st.Partitions, sp)
+			continue
+		}
+		if !p.IsLeader() {
+			// No fetch from followers (KIP-392): the client goes to the
+			// leader, told where it is (KIP-951) from v16 on.
+			sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			b.fetchLeaderHint(&sp, resp, t, rp.Partition)
+			reply.hasError = true
+			st.Partitions = append(st.Partitions, sp)
+			continue
+		}
+		budget := min(int(rp.PartitionMaxBytes), maxBytes-total)
+		if fol != nil {
+			// A follower replicating: past the high watermark, no
+			// bucket reads, and its fetch feeds the ISR state.
+			if n, ok := b.readForFollower(&sp, p, rp, max(budget, 1), reply, fol); ok {
+				total += n
+			} else {
 				reply.hasError = true
-				st.Partitions = append(st.Partitions, sp)
-				continue
 			}
-			parts = append(parts, p)
-			hw := p.HighWatermark()
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.LogStartOffset()
-			if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch()); ec != nil {
-				sp.ErrorCode = ec.Code
-				reply.hasError = true
-				st.Partitions = append(st.Partitions, sp)
-				continue
-			}
-			if !p.IsLeader() {
-				// No fetch from followers (KIP-392): the client goes to the
-				// leader, told where it is (KIP-951) from v16 on.
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
-				b.fetchLeaderHint(&sp, resp, t, rp.Partition)
-				reply.hasError = true
-				st.Partitions = append(st.Partitions, sp)
-				continue
-			}
-			budget := min(int(rp.PartitionMaxBytes), maxBytes-total)
-			if fol != nil {
-				// A follower replicating: past the high watermark, no
-				// bucket reads, and its fetch feeds the ISR state.
-				if n, ok := b.readForFollower(&sp, p, rp, max(budget, 1), reply, fol); ok {
-					total += n
-				} else {
-					reply.hasError = true
-				}
-				st.Partitions = append(st.Partitions, sp)
-				continue
-			}
-			minOne := total == 0
-			if budget <= 0 && !minOne {
-				st.Partitions = append(st.Partitions, sp)
-				continue
-			}
-			if p.IsRemoteOffset(rp.FetchOffset) {
-				// Below the local log start: served from the bucket.
-				data, err := b.readRemote(deadline, p, rp.FetchOffset, max(budget, 1))
-				switch {
-				case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-					// Nothing in time; the client asks again.
-				case errors.Is(err, tiering.ErrNotRemote):
-					sp.ErrorCode = kerr.OffsetOutOfRange.Code
-					reply.hasError = true
-				case err != nil:
-					b.log.Error("remote fetch failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
-					sp.ErrorCode = kerr.KafkaStorageError.Code
-					reply.hasError = true
-				default:
-					sp.RecordBatches = data
-					total += len(data)
-					b.metrics.bytesOut.Add(float64(len(data)))
-				}
-				st.Partitions = append(st.Partitions, sp)
-				continue
-			}
-			sl, err := p.ReadLocal(rp.FetchOffset, budget, minOne)
+			st.Partitions = append(st.Partitions, sp)
+			continue
+		}
+		minOne := total == 0
+		if budget <= 0 && !minOne {
+			st.Partitions = append(st.Partitions, sp)
+			continue
+		}
+		if p.IsRemoteOffset(rp.FetchOffset) {
+			// Below the local log start: served from the bucket.
+			data, err := b.readRemote(deadline, p, rp.FetchOffset, max(budget, 1))
 			switch {
-			case errors.Is(err, partition.ErrOffsetOutOfRange):
+			case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+				// Nothing in time; the client asks again.
+			case errors.Is(err, tiering.ErrNotRemote):
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 				reply.hasError = true
 			case err != nil:
-				b.log.Error("fetch read failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
+				b.log.Error("remote fetch failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
 				sp.ErrorCode = kerr.KafkaStorageError.Code
 				reply.hasError = true
-			case sl.Size > 0:
-				sp.RecordBatches = reply.addSlice(sl)
-				total += int(sl.Size)
-				b.metrics.bytesOut.Add(float64(sl.Size))
 			default:
-				sl.Release()
+				sp.RecordBatches = data
+				total += len(data)
+				b.metrics.bytesOut.Add(float64(len(data)))
 			}
 			st.Partitions = append(st.Partitions, sp)
+			continue
 		}
-		resp.Topics = append(resp.Topics, st)
+		sl, err := p.ReadLocal(rp.FetchOffset, budget, minOne)
+		switch {
+		case errors.Is(err, partition.ErrOffsetOutOfRange):
+			sp.ErrorCode = kerr.OffsetOutOfRange.Code
+			reply.hasError = true
+		case err != nil:
+			b.log.Error("fetch read failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
+			sp.ErrorCode = kerr.KafkaStorageError.Code
+			reply.hasError = true
+		case sl.Size > 0:
+			sp.RecordBatches = reply.addSlice(sl)
+			total += int(sl.Size)
+			b.metrics.bytesOut.Add(float64(sl.Size))
+		default:
+			sl.Release()
+		}
+		st.Partitions = append(st.Partitions, sp)
 	}
 	return reply, total, parts
 }

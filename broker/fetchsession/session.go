@@ -106,7 +106,10 @@ func (s *session) recordOutcomes(read []Partition, outcomes []Outcome) {
 	moved := 0
 	for i := range outcomes {
 		o := &outcomes[i]
-		cp := s.parts[read[i].Key]
+		var cp *cachedPartition
+		if i < len(read) {
+			cp = s.parts[read[i].Key]
+		}
 		if cp == nil {
 			o.Send = true
 			continue
@@ -123,7 +126,7 @@ func (s *session) recordOutcomes(read []Partition, outcomes []Outcome) {
 	}
 	withData := make(map[*cachedPartition]bool, moved)
 	for i := range outcomes {
-		if outcomes[i].HasRecords {
+		if outcomes[i].HasRecords && i < len(read) {
 			if cp := s.parts[read[i].Key]; cp != nil {
 				withData[cp] = true
 			}
