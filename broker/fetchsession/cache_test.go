@@ -371,3 +371,32 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatalf("defaults %+v", o)
 	}
 }
+
+// BenchmarkIncremental is the per-request cost of a session on the fetch
+// path: NewContext and Finish of an incremental fetch of 16 partitions, one
+// of which moved (as a consumer's steady state).
+func BenchmarkIncremental(b *testing.B) {
+	c, _ := New(Options{MaxSessions: 10})
+	var parts []Partition
+	for i := range 16 {
+		parts = append(parts, part("t", int32(i), 0))
+	}
+	ctx := c.NewContext(Request{Epoch: InitialEpoch, Partitions: parts}, t0)
+	id, _ := c.Finish(ctx, outcomes(16, 10), t0)
+	epoch := int32(1)
+	os := make([]Outcome, 16)
+	moved := []Partition{part("t", 3, 0)}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		moved[0].FetchOffset = int64(i)
+		ctx := c.NewContext(Request{SessionID: id, Epoch: epoch, Partitions: moved}, t0)
+		for j := range os {
+			os[j] = quiet(10)
+		}
+		os[3].HasRecords = true
+		if _, err := c.Finish(ctx, os, t0); err != nil {
+			b.Fatal(err)
+		}
+		epoch = nextEpoch(epoch)
+	}
+}

@@ -13,8 +13,9 @@ type session struct {
 	// epoch is the epoch the client must send next.
 	epoch int32
 	// order is the fetch order; parts indexes it by key.
-	order []*cachedPartition
-	parts map[Key]*cachedPartition
+	order   []*cachedPartition
+	parts   map[Key]*cachedPartition
+	scratch []*cachedPartition // reused by recordOutcomes
 }
 
 // cachedPartition is what a session remembers of one partition: the
@@ -24,6 +25,7 @@ type cachedPartition struct {
 	highWatermark    int64
 	lastStableOffset int64
 	logStartOffset   int64 // this broker's, as last sent
+	hadData          bool  // scratch mark inside recordOutcomes
 }
 
 func newSession(id int32, follower, topicIDs bool, now time.Time, parts []Partition, outcomes []Outcome) *session {
@@ -117,31 +119,30 @@ func (s *session) recordOutcomes(read []Partition, outcomes []Outcome) {
 		o.Send = o.HasRecords || o.Error || o.Diverging ||
 			cp.highWatermark != o.HighWatermark || cp.lastStableOffset != o.LastStableOffset || cp.logStartOffset != o.LogStartOffset
 		cp.remember(*o)
-		if o.HasRecords {
+		if o.HasRecords && !cp.hadData {
+			cp.hadData = true
 			moved++
 		}
 	}
 	if moved == 0 {
 		return
 	}
-	withData := make(map[*cachedPartition]bool, moved)
-	for i := range outcomes {
-		if outcomes[i].HasRecords && i < len(read) {
-			if cp := s.parts[read[i].Key]; cp != nil {
-				withData[cp] = true
-			}
+	// A stable partition of the order: those without data, then those
+	// with, through a scratch slice the session keeps.
+	s.scratch = append(s.scratch[:0], s.order...)
+	n := 0
+	for _, cp := range s.scratch {
+		if !cp.hadData {
+			s.order[n] = cp
+			n++
 		}
 	}
-	order := make([]*cachedPartition, 0, len(s.order))
-	for _, cp := range s.order {
-		if !withData[cp] {
-			order = append(order, cp)
+	for _, cp := range s.scratch {
+		if cp.hadData {
+			cp.hadData = false
+			s.order[n] = cp
+			n++
 		}
 	}
-	for _, cp := range s.order {
-		if withData[cp] {
-			order = append(order, cp)
-		}
-	}
-	s.order = order
+	clear(s.scratch)
 }
