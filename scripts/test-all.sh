@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Strata's whole test suite on a fresh machine: installs what the tests
-# need (kcat, gcc and librdkafka-dev from Debian; MinIO and Consul built by install-tools.sh into
+# need (kcat, gcc and librdkafka-dev from Debian; MinIO and Consul built by
+# install-tools.sh into
 # ${STRATA_TOOLS_DIR:-$HOME/.cache/strata-tools}, a few minutes the first time,
 # cached after), then runs every Go test, including the fuzz targets' seed
 # corpora. Extra arguments go to `go test` (e.g. -run TestX).
