@@ -459,7 +459,9 @@ func (f *fetcher) fetch(parts []*followState) error {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, time.Duration(req.MaxWaitMillis)*time.Millisecond+30*time.Second)
 	defer cancel()
-	kresp, err := f.conn.Do(ctx, req)
+	// The response's record bytes alias the connection's buffer until the
+	// next request, by which time apply has appended them.
+	kresp, err := f.conn.DoReuse(ctx, req)
 	if err != nil {
 		f.session.Reset()
 		return err
