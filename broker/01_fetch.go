@@ -59,7 +59,7 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		}
 	}()
 	for {
-		reply, total, parts := b.readFetch(h.version, fc.Partitions, maxBytes, deadline, fol)
+		reply, total, parts := b.readFetch(h.version, req, fc.Partitions, maxBytes, deadline, fol)
 		done := total >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || reply.hasError || b.ctx.Err() != nil
 		remaining := time.Until(deadline)
 		if done || remaining <= 0 {
@@ -88,122 +88,121 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	}
 }
 
-// readFetch reads every partition once, in order, and builds the reply;
-// consecutive partitions of one topic share a response topic.
-func (b *Broker) readFetch(version int16, fetch []fetchsession.Partition, maxBytes int, deadline time.Time, fol *fetchingFollower) (*fetchReply, int, []*partition.Partition) {
-	reply := &fetchReply{resp: kmsg.NewPtrFetchResponse()}
+// readFetch reads every partition of fetch once, in order, and builds the
+// reply: the request's partitions, or an incremental fetch's session
+// partitions (fetchsession). Each run of partitions of one topic is one
+// response topic.
+func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchsession.Partition, maxBytes int, deadline time.Time, fol *fetchingFollower) (*fetchReply, int, []*partition.Partition) {
+	reply := &fetchReply{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	resp := reply.resp
 	total := 0
 	var parts []*partition.Partition
-	var st *kmsg.FetchResponseTopic
-	var t *topic
-	for i := range fetch {
-		fp := &fetch[i]
-		if st == nil || st.Topic != fp.Topic || st.TopicID != fp.TopicID {
-			resp.Topics = append(resp.Topics, kmsg.NewFetchResponseTopic())
-			st = &resp.Topics[len(resp.Topics)-1]
-			st.Topic, st.TopicID = fp.Topic, fp.TopicID
-			if version >= 13 {
-				t = b.topics.getByID(fp.TopicID)
-			} else {
-				t = b.topics.get(fp.Topic)
+	for i := 0; i < len(fetch); {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = fetch[i].Topic, fetch[i].TopicID
+		var t *topic
+		if version >= 13 {
+			t = b.topics.getByID(st.TopicID)
+		} else {
+			t = b.topics.get(st.Topic)
+		}
+		for ; i < len(fetch) && fetch[i].Topic == st.Topic && fetch[i].TopicID == st.TopicID; i++ {
+			rp := fetch[i].RequestPartition()
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			// Never null: kmsg would encode nil as length -1, which
+			// librdkafka rejects ("invalid MessageSetSize -1"); Kafka
+			// sends an empty record set.
+			sp.RecordBatches = []byte{}
+			var p *partition.Partition
+			if t != nil {
+				p = t.partition(rp.Partition)
 			}
-		}
-		rp := kmsg.FetchRequestTopicPartition{Partition: fp.Partition, CurrentLeaderEpoch: fp.CurrentLeaderEpoch, FetchOffset: fp.FetchOffset,
-			LastFetchedEpoch: fp.LastFetchedEpoch, LogStartOffset: fp.LogStartOffset, PartitionMaxBytes: fp.MaxBytes}
-		sp := kmsg.NewFetchResponseTopicPartition()
-		sp.Partition = rp.Partition
-		// Never null: kmsg would encode nil as length -1, which
-		// librdkafka rejects ("invalid MessageSetSize -1"); Kafka
-		// sends an empty record set.
-		sp.RecordBatches = []byte{}
-		var p *partition.Partition
-		if t != nil {
-			p = t.partition(rp.Partition)
-		}
-		if p == nil {
-			if version >= 13 && t == nil {
-				sp.ErrorCode = kerr.UnknownTopicID.Code
-			} else {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			}
-			reply.hasError = true
-			st.Partitions = append(st.Partitions, sp)
-			continue
-		}
-		parts = append(parts, p)
-		hw := p.HighWatermark()
-		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.LogStartOffset()
-		if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch()); ec != nil {
-			sp.ErrorCode = ec.Code
-			reply.hasError = true
-			st.Partitions = append(st.Partitions, sp)
-			continue
-		}
-		if !p.IsLeader() {
-			// No fetch from followers (KIP-392): the client goes to the
-			// leader, told where it is (KIP-951) from v16 on.
-			sp.ErrorCode = kerr.NotLeaderForPartition.Code
-			b.fetchLeaderHint(&sp, resp, t, rp.Partition)
-			reply.hasError = true
-			st.Partitions = append(st.Partitions, sp)
-			continue
-		}
-		budget := min(int(rp.PartitionMaxBytes), maxBytes-total)
-		if fol != nil {
-			// A follower replicating: past the high watermark, no
-			// bucket reads, and its fetch feeds the ISR state.
-			if n, ok := b.readForFollower(&sp, p, rp, max(budget, 1), reply, fol); ok {
-				total += n
-			} else {
+			if p == nil {
+				if version >= 13 && t == nil {
+					sp.ErrorCode = kerr.UnknownTopicID.Code
+				} else {
+					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
 				reply.hasError = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
 			}
-			st.Partitions = append(st.Partitions, sp)
-			continue
-		}
-		minOne := total == 0
-		if budget <= 0 && !minOne {
-			st.Partitions = append(st.Partitions, sp)
-			continue
-		}
-		if p.IsRemoteOffset(rp.FetchOffset) {
-			// Below the local log start: served from the bucket.
-			data, err := b.readRemote(deadline, p, rp.FetchOffset, max(budget, 1))
+			parts = append(parts, p)
+			hw := p.HighWatermark()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.LogStartOffset()
+			if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch()); ec != nil {
+				sp.ErrorCode = ec.Code
+				reply.hasError = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if !p.IsLeader() {
+				// No fetch from followers (KIP-392): the client goes to the
+				// leader, told where it is (KIP-951) from v16 on.
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				b.fetchLeaderHint(&sp, resp, t, rp.Partition)
+				reply.hasError = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			budget := min(int(rp.PartitionMaxBytes), maxBytes-total)
+			if fol != nil {
+				// A follower replicating: past the high watermark, no
+				// bucket reads, and its fetch feeds the ISR state.
+				if n, ok := b.readForFollower(&sp, p, rp, max(budget, 1), reply, fol); ok {
+					total += n
+				} else {
+					reply.hasError = true
+				}
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			minOne := total == 0
+			if budget <= 0 && !minOne {
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if p.IsRemoteOffset(rp.FetchOffset) {
+				// Below the local log start: served from the bucket.
+				data, err := b.readRemote(deadline, p, rp.FetchOffset, max(budget, 1))
+				switch {
+				case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+					// Nothing in time; the client asks again.
+				case errors.Is(err, tiering.ErrNotRemote):
+					sp.ErrorCode = kerr.OffsetOutOfRange.Code
+					reply.hasError = true
+				case err != nil:
+					b.log.Error("remote fetch failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
+					sp.ErrorCode = kerr.KafkaStorageError.Code
+					reply.hasError = true
+				default:
+					sp.RecordBatches = data
+					total += len(data)
+					b.metrics.bytesOut.Add(float64(len(data)))
+				}
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			sl, err := p.ReadLocal(rp.FetchOffset, budget, minOne)
 			switch {
-			case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-				// Nothing in time; the client asks again.
-			case errors.Is(err, tiering.ErrNotRemote):
+			case errors.Is(err, partition.ErrOffsetOutOfRange):
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 				reply.hasError = true
 			case err != nil:
-				b.log.Error("remote fetch failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
+				b.log.Error("fetch read failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
 				sp.ErrorCode = kerr.KafkaStorageError.Code
 				reply.hasError = true
+			case sl.Size > 0:
+				sp.RecordBatches = reply.addSlice(sl)
+				total += int(sl.Size)
+				b.metrics.bytesOut.Add(float64(sl.Size))
 			default:
-				sp.RecordBatches = data
-				total += len(data)
-				b.metrics.bytesOut.Add(float64(len(data)))
+				sl.Release()
 			}
 			st.Partitions = append(st.Partitions, sp)
-			continue
 		}
-		sl, err := p.ReadLocal(rp.FetchOffset, budget, minOne)
-		switch {
-		case errors.Is(err, partition.ErrOffsetOutOfRange):
-			sp.ErrorCode = kerr.OffsetOutOfRange.Code
-			reply.hasError = true
-		case err != nil:
-			b.log.Error("fetch read failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
-			sp.ErrorCode = kerr.KafkaStorageError.Code
-			reply.hasError = true
-		case sl.Size > 0:
-			sp.RecordBatches = reply.addSlice(sl)
-			total += int(sl.Size)
-			b.metrics.bytesOut.Add(float64(sl.Size))
-		default:
-			sl.Release()
-		}
-		st.Partitions = append(st.Partitions, sp)
+		resp.Topics = append(resp.Topics, st)
 	}
 	return reply, total, parts
 }

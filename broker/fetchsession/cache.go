@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Kafka's FetchMetadata constants.
@@ -357,4 +358,11 @@ func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Stats{Sessions: len(c.mu.sessions), Partitions: c.mu.partitions, Evictions: c.mu.evictions}
+}
+
+// RequestPartition is p as a Fetch request names it, for code that reads
+// partitions the way the request's own would be read.
+func (p Partition) RequestPartition() kmsg.FetchRequestTopicPartition {
+	return kmsg.FetchRequestTopicPartition{Partition: p.Partition, CurrentLeaderEpoch: p.CurrentLeaderEpoch, FetchOffset: p.FetchOffset,
+		LastFetchedEpoch: p.LastFetchedEpoch, LogStartOffset: p.LogStartOffset, PartitionMaxBytes: p.MaxBytes}
 }
