@@ -59,8 +59,8 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		}
 	}()
 	for {
-		reply, total, parts := b.readFetch(h.version, req, fc.Partitions, maxBytes, deadline, fol)
-		done := total >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || reply.hasError || b.ctx.Err() != nil
+		reply, total, parts := b.readFetch(h.version, req, fc.Partitions, maxBytes, deadline, fol, c)
+		done := total >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || reply.hasError || reply.hasRemote || b.ctx.Err() != nil
 		remaining := time.Until(deadline)
 		if done || remaining <= 0 {
 			b.finishFetch(fc, reply)
@@ -91,12 +91,15 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 // readFetch reads every partition of fetch once, in order, and builds the
 // reply: the request's partitions, or an incremental fetch's session
 // partitions (fetchsession). Each run of partitions of one topic is one
-// response topic.
-func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchsession.Partition, maxBytes int, deadline time.Time, fol *fetchingFollower) (*fetchReply, int, []*partition.Partition) {
+// response topic. Partitions below the local log start are read from the
+// bucket in parallel, each on its own goroutine, and answered with what has
+// arrived by the deadline (finishRemote).
+func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchsession.Partition, maxBytes int, deadline time.Time, fol *fetchingFollower, c *conn) (*fetchReply, int, []*partition.Partition) {
 	reply := &fetchReply{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	resp := reply.resp
 	total := 0
 	var parts []*partition.Partition
+	var remote []pendingRemote
 	for i := 0; i < len(fetch); {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = fetch[i].Topic, fetch[i].TopicID
@@ -164,23 +167,13 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchs
 				continue
 			}
 			if p.IsRemoteOffset(rp.FetchOffset) {
-				// Below the local log start: served from the bucket.
-				data, err := b.readRemote(deadline, p, rp.FetchOffset, max(budget, 1))
-				switch {
-				case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-					// Nothing in time; the client asks again.
-				case errors.Is(err, tiering.ErrNotRemote):
-					sp.ErrorCode = kerr.OffsetOutOfRange.Code
-					reply.hasError = true
-				case err != nil:
-					b.log.Error("remote fetch failed", "topic", p.Topic, "partition", p.Index, "offset", rp.FetchOffset, "err", err)
-					sp.ErrorCode = kerr.KafkaStorageError.Code
-					reply.hasError = true
-				default:
-					sp.RecordBatches = data
-					total += len(data)
-					b.metrics.bytesOut.Add(float64(len(data)))
-				}
+				// Below the local log start: read from the bucket beside
+				// this goroutine; its budget is held until it answers.
+				budget = max(budget, 1)
+				remote = append(remote, pendingRemote{topic: len(resp.Topics), partition: len(st.Partitions), p: p,
+					offset: rp.FetchOffset, reserved: budget,
+					read: b.startRemoteRead(c.tierSession(), deadline, p, rp.FetchOffset, budget)})
+				total += budget
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
@@ -204,7 +197,48 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchs
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	total = b.finishRemote(reply, remote, total, deadline)
 	return reply, total, parts
+}
+
+// pendingRemote is a partition of the reply whose records are being read
+// from the bucket.
+type pendingRemote struct {
+	topic, partition int // indexes into the response
+	p                *partition.Partition
+	offset           int64
+	reserved         int // what readFetch counted for it in total
+	read             *remoteRead
+}
+
+// finishRemote waits for the reply's remote reads until deadline and puts
+// what arrived into the reply; a read that has not finished leaves its
+// partition empty (the client asks again; the read goes on filling the
+// cache). It returns total with the reservations replaced by what was read.
+func (b *Broker) finishRemote(reply *fetchReply, remote []pendingRemote, total int, deadline time.Time) int {
+	for _, pr := range remote {
+		sp := &reply.resp.Topics[pr.topic].Partitions[pr.partition]
+		total -= pr.reserved
+		recs, err := pr.read.wait(deadline)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			// Nothing in time; the client asks again.
+		case errors.Is(err, tiering.ErrNotRemote):
+			sp.ErrorCode = kerr.OffsetOutOfRange.Code
+			reply.hasError = true
+		case err != nil:
+			// A corrupt object is an error to the client, never data.
+			b.log.Error("remote fetch failed", "topic", pr.p.Topic, "partition", pr.p.Index, "offset", pr.offset, "err", err)
+			sp.ErrorCode = kerr.KafkaStorageError.Code
+			reply.hasError = true
+		case recs.Size > 0:
+			sp.RecordBatches = reply.addRecords(recs)
+			reply.hasRemote = true
+			total += recs.Size
+			b.metrics.bytesOut.Add(float64(recs.Size))
+		}
+	}
+	return total
 }
 
 // checkLeaderEpoch implements KIP-320's fencing of stale or future leader epochs.

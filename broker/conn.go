@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/tiering"
 )
 
 // conn is one client connection. Kafka handles a connection's requests one at a
@@ -28,6 +30,8 @@ type conn struct {
 	reuse  []byte // read buffer kept between Produce requests (which retain nothing)
 	wbuf   []byte // response encoding buffer, reused
 	remote string
+
+	remoteSess *tiering.Session // remote reads (tiering.go); nil until the first
 }
 
 // reqHeader is the decoded Kafka request header (v0–v2).
@@ -59,6 +63,7 @@ var errCloseConn = errors.New("closing connection")
 
 func (c *conn) serve() {
 	defer c.nc.Close()
+	defer c.closeTierSession()
 	c.b.metrics.connections.Inc()
 	defer c.b.metrics.connections.Dec()
 	for {

@@ -152,18 +152,73 @@ func (b *Broker) TieringPass(ctx context.Context) {
 	}
 }
 
-// readRemote serves a fetch below the local log start from the bucket, on the
-// bounded pool of remote readers, within the fetch's deadline.
-func (b *Broker) readRemote(deadline time.Time, p *partition.Partition, offset int64, maxBytes int) ([]byte, error) {
-	ctx, cancel := context.WithDeadline(b.ctx, deadline)
-	defer cancel()
-	select {
-	case b.remoteReads <- struct{}{}:
-		defer func() { <-b.remoteReads }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// remoteRead is one partition's read from the bucket, running beside the
+// Fetch that asked for it: a Fetch naming several remote partitions reads
+// them all at once, and a slow GET holds none of the others.
+type remoteRead struct {
+	done chan struct{}
+	recs tiering.Records
+	err  error
+}
+
+// startRemoteRead starts reading a fetch below the local log start from the
+// bucket, on the bounded pool of remote readers (remote.log.reader.threads),
+// within the fetch's deadline. Reads through the connection's session
+// continue each other, so its streams fetch ahead of the consumer.
+func (b *Broker) startRemoteRead(sess *tiering.Session, deadline time.Time, p *partition.Partition, offset int64, maxBytes int) *remoteRead {
+	rr := &remoteRead{done: make(chan struct{})}
+	started := b.goBackground(func() {
+		defer close(rr.done)
+		ctx, cancel := context.WithDeadline(b.ctx, deadline)
+		defer cancel()
+		select {
+		case b.remoteReads <- struct{}{}:
+			defer func() { <-b.remoteReads }()
+		case <-ctx.Done():
+			rr.err = ctx.Err()
+			return
+		}
+		rr.recs, rr.err = p.ReadRemote(ctx, sess, offset, maxBytes)
+	})
+	if !started {
+		rr.err = context.Canceled // closing
+		close(rr.done)
 	}
-	return p.ReadRemote(ctx, offset, maxBytes)
+	return rr
+}
+
+// wait returns the read's outcome, or context.DeadlineExceeded if it has not
+// finished by deadline (it goes on, warming the cache for the next fetch).
+func (rr *remoteRead) wait(deadline time.Time) (tiering.Records, error) {
+	select {
+	case <-rr.done:
+		return rr.recs, rr.err
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-rr.done:
+		return rr.recs, rr.err
+	case <-t.C:
+		return tiering.Records{}, context.DeadlineExceeded
+	}
+}
+
+// tierSession is the connection's remote-read session, opened on its first
+// remote fetch; closeTierSession (when the connection goes) stops whatever
+// it was fetching ahead.
+func (c *conn) tierSession() *tiering.Session {
+	if c.remoteSess == nil && c.b.tier != nil {
+		c.remoteSess = c.b.tier.NewSession()
+	}
+	return c.remoteSess
+}
+
+func (c *conn) closeTierSession() {
+	if c.remoteSess != nil {
+		c.remoteSess.Close()
+	}
 }
 
 // remoteStatusConfig is a read-only broker config reporting whether copies to

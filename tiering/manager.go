@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -20,13 +21,17 @@ type Options struct {
 	// ChunkBytes is remote.fetch.chunk.bytes: the unit of ranged GETs and of
 	// the cache.
 	ChunkBytes int64
-	// CacheBytes bounds the chunk cache.
+	// CacheBytes bounds the chunk cache (remote.log.cache.bytes).
 	CacheBytes int64
-	// ReadAhead is how many chunks after the one just fetched are fetched in
-	// the background for sequential readers.
-	ReadAhead int
-	// FetchWorkers bounds concurrent background chunk fetches.
-	FetchWorkers int
+	// ReadAheadBytes bounds what readers hold outside the cache: chunks being
+	// fetched (the one a reader waits for and those fetched ahead) and
+	// fetched chunks not yet read past. Chunk cache plus this is the reader's
+	// whole memory (Stats); -1 turns read-ahead off (only the chunk a reader
+	// waits for is fetched).
+	ReadAheadBytes int64
+	// IdleTimeout is how long a reader that has stopped reading keeps its
+	// fetched-ahead chunks while others wait for memory.
+	IdleTimeout time.Duration
 	// ManifestKeep is how many entries the manifest head keeps before
 	// spilling older finished ones into an immutable part.
 	ManifestKeep int
@@ -35,21 +40,27 @@ type Options struct {
 	Registerer   prometheus.Registerer
 }
 
+// Defaults for Options.
+const (
+	DefaultChunkBytes     = 4 << 20
+	DefaultCacheBytes     = 256 << 20
+	DefaultReadAheadBytes = 128 << 20
+	DefaultIdleTimeout    = 30 * time.Second
+)
+
 // EnsureDefaults fills zero fields.
 func (o *Options) EnsureDefaults() {
 	if o.ChunkBytes <= 0 {
-		o.ChunkBytes = 4 << 20
+		o.ChunkBytes = DefaultChunkBytes
 	}
 	if o.CacheBytes <= 0 {
-		o.CacheBytes = 256 << 20
+		o.CacheBytes = DefaultCacheBytes
 	}
-	if o.ReadAhead < 0 {
-		o.ReadAhead = 0
-	} else if o.ReadAhead == 0 {
-		o.ReadAhead = 2
+	if o.ReadAheadBytes == 0 {
+		o.ReadAheadBytes = DefaultReadAheadBytes
 	}
-	if o.FetchWorkers <= 0 {
-		o.FetchWorkers = 4
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
 	}
 	if o.ManifestKeep <= 0 {
 		o.ManifestKeep = 1000
@@ -70,37 +81,48 @@ func (o *Options) Validate() error {
 	if o.ChunkBytes < 64<<10 {
 		return fmt.Errorf("tiering: chunk size %d is below 64 KiB", o.ChunkBytes)
 	}
+	if o.ReadAheadBytes > 0 && o.ReadAheadBytes < o.ChunkBytes {
+		return fmt.Errorf("tiering: read-ahead bound %d is below one chunk (%d)", o.ReadAheadBytes, o.ChunkBytes)
+	}
 	return nil
 }
 
+// readAheadOff: with read-ahead off a reader still needs memory for the one
+// chunk it waits for.
+func (o *Options) readerBytes() int64 {
+	if o.ReadAheadBytes < 0 {
+		return o.ChunkBytes
+	}
+	return o.ReadAheadBytes
+}
+
 // Manager holds what a broker's tiered partitions share: the object store,
-// the chunk cache, the background fetch pool and the metrics.
+// the chunk cache, the readers' memory budget and the metrics.
+//
+// Lock order: stream.readMu → stream.mu → budget.mu; Manager.streamsMu is
+// never held while a stream lock is taken.
 type Manager struct {
 	opts    Options
-	cache   *ristretto.Cache[string, []byte]
-	sem     chan struct{}
+	cache   *ristretto.Cache[string, *entry]
+	budget  *budget
 	metrics *tierMetrics
 
-	// bg tracks read-ahead goroutines; Close cancels and waits for them
-	// before closing the cache (a Set on a closed ristretto cache panics).
+	// bg tracks chunk fetches; Close cancels and waits for them before
+	// closing the cache (a Set on a closed ristretto cache panics).
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
-	// closeMu guards closed: cache writes hold it shared.
+	// closeMu guards closed: cache writes and new fetches hold it shared.
 	closeMu sync.RWMutex
 	closed  bool
 
-	inflightMu sync.Mutex
-	inflight   map[string]*chunkCall
+	inflightGets atomic.Int64
+
+	streamsMu sync.Mutex
+	streams   map[*stream]struct{}
 
 	bundleMu sync.Mutex
 	bundles  map[string]*Bundle
-}
-
-type chunkCall struct {
-	done chan struct{}
-	data []byte
-	err  error
 }
 
 // NewManager builds a Manager.
@@ -109,28 +131,60 @@ func NewManager(opts Options) (*Manager, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	cache, err := ristretto.NewCache(&ristretto.Config[string, []byte]{
-		NumCounters: max(1000, 10*opts.CacheBytes/opts.ChunkBytes),
-		MaxCost:     opts.CacheBytes,
-		BufferItems: 64,
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
+		NumCounters:        max(1000, 10*opts.CacheBytes/opts.ChunkBytes),
+		MaxCost:            opts.CacheBytes,
+		BufferItems:        64,
+		IgnoreInternalCost: true, // cost = the chunk's bytes, so Stats adds up
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
-	m := &Manager{opts: opts, cache: cache, sem: make(chan struct{}, opts.FetchWorkers),
-		metrics: newTierMetrics(opts.Registerer), inflight: map[string]*chunkCall{}, bundles: map[string]*Bundle{}}
+	m := &Manager{opts: opts, cache: cache, budget: newBudget(opts.readerBytes()),
+		metrics: newTierMetrics(opts.Registerer), streams: map[*stream]struct{}{}, bundles: map[string]*Bundle{}}
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
 	return m, nil
 }
 
-// Close releases the cache.
+// Close stops every reader and its fetches, then releases the cache.
 func (m *Manager) Close() {
 	m.closeMu.Lock()
-	m.closed = true // no new read-ahead, no more cache writes
+	m.closed = true // no new fetches, no more cache writes
 	m.closeMu.Unlock()
+	m.streamsMu.Lock()
+	all := make([]*stream, 0, len(m.streams))
+	for s := range m.streams {
+		all = append(all, s)
+	}
+	m.streamsMu.Unlock()
+	for _, s := range all {
+		s.close()
+	}
 	m.bgCancel()
 	m.bg.Wait()
 	m.cache.Close()
+}
+
+// Stats is the readers' own accounting of memory and work in progress.
+type Stats struct {
+	Streams        int   // open sequential readers
+	InflightGets   int64 // chunk GETs running now
+	HeldBytes      int64 // chunk bytes readers hold outside the cache (fetching or not yet read)
+	MaxHeldBytes   int64 // the most HeldBytes has been
+	ReadAheadBytes int64 // HeldBytes' bound
+	CacheBytes     int64 // bytes in the chunk cache (ristretto's cost)
+	CacheMaxBytes  int64 // CacheBytes' bound
+}
+
+// Stats reports the readers' accounting. CacheBytes + HeldBytes never
+// exceeds CacheMaxBytes + ReadAheadBytes.
+func (m *Manager) Stats() Stats {
+	m.streamsMu.Lock()
+	n := len(m.streams)
+	m.streamsMu.Unlock()
+	held, maxHeld := m.budget.usage()
+	return Stats{Streams: n, InflightGets: m.inflightGets.Load(), HeldBytes: held, MaxHeldBytes: maxHeld,
+		ReadAheadBytes: m.budget.capacity, CacheBytes: m.cache.MaxCost() - m.cache.RemainingCost(), CacheMaxBytes: m.cache.MaxCost()}
 }
 
 // Partition returns the tiered view of a partition; call Load before use.
@@ -141,92 +195,6 @@ func (m *Manager) Partition(topic string, partition int32, log LocalLog) *Partit
 
 // Store is the object store.
 func (m *Manager) Store() remotestore.Storage { return m.opts.Store }
-
-// chunk returns chunk k of an object from the cache or the store, fetching
-// the following chunks in the background (read-ahead) on a miss.
-func (m *Manager) chunk(ctx context.Context, key, id string, k, size int64) ([]byte, error) {
-	ck := fmt.Sprintf("%s/%d", id, k)
-	b, ok := m.cache.Get(ck)
-	if ok {
-		m.metrics.cacheHits.Inc()
-	} else {
-		m.metrics.cacheMisses.Inc()
-		var err error
-		if b, err = m.load(ctx, key, ck, k, size); err != nil {
-			return nil, err
-		}
-	}
-	// Read ahead on hits too, so a sequential reader keeps the next chunks
-	// in flight instead of stalling on every ReadAhead+1-th one.
-	for i := int64(1); i <= int64(m.opts.ReadAhead); i++ {
-		next := k + i
-		if next*m.opts.ChunkBytes >= size {
-			break
-		}
-		nk := fmt.Sprintf("%s/%d", id, next)
-		m.inflightMu.Lock()
-		_, busy := m.inflight[nk]
-		m.inflightMu.Unlock()
-		if busy {
-			continue
-		}
-		if _, ok := m.cache.Get(nk); ok {
-			continue
-		}
-		select {
-		case m.sem <- struct{}{}:
-			m.closeMu.RLock()
-			if m.closed {
-				m.closeMu.RUnlock()
-				<-m.sem
-				return b, nil
-			}
-			m.bg.Add(1)
-			m.closeMu.RUnlock()
-			go func() {
-				defer m.bg.Done()
-				defer func() { <-m.sem }()
-				ctx, cancel := context.WithTimeout(m.bgCtx, time.Minute)
-				defer cancel()
-				m.load(ctx, key, nk, next, size)
-			}()
-		default: // the pool is busy; the reader will fetch it itself
-		}
-	}
-	return b, nil
-}
-
-// load fetches one chunk, letting concurrent callers for the same chunk share
-// one GET.
-func (m *Manager) load(ctx context.Context, key, ck string, k, size int64) ([]byte, error) {
-	m.inflightMu.Lock()
-	if c, ok := m.inflight[ck]; ok {
-		m.inflightMu.Unlock()
-		select {
-		case <-c.done:
-			return c.data, c.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	c := &chunkCall{done: make(chan struct{})}
-	m.inflight[ck] = c
-	m.inflightMu.Unlock()
-	c.data, c.err = m.fetchChunk(ctx, key, k, size)
-	if c.err == nil {
-		m.closeMu.RLock()
-		if !m.closed {
-			m.cache.Set(ck, c.data, int64(len(c.data)))
-			m.cache.Wait()
-		}
-		m.closeMu.RUnlock()
-	}
-	m.inflightMu.Lock()
-	delete(m.inflight, ck)
-	m.inflightMu.Unlock()
-	close(c.done)
-	return c.data, c.err
-}
 
 // bundle returns a segment's decoded index bundle, cached by segment id.
 func (m *Manager) bundle(ctx context.Context, prefix string, seg RemoteSegment) (*Bundle, error) {

@@ -124,7 +124,8 @@ func TestCopyAndReadBack(t *testing.T) {
 	end := m.EndOffset()
 	// Read every remote offset back and compare with the local log.
 	for off := int64(0); off < end; {
-		got, err := f.part.Read(ctx, off, 1000)
+		recs, err := f.part.Read(ctx, off, 1000)
+		got := recs.Bytes()
 		if err != nil {
 			t.Fatalf("read %d: %v", off, err)
 		}
@@ -441,7 +442,7 @@ func TestCloseWithReadAheadInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 20; i++ {
-		mgr, err := NewManager(Options{Store: f.store, ChunkBytes: 64 << 10, ReadAhead: 4, Logger: f.mgr.opts.Logger})
+		mgr, err := NewManager(Options{Store: f.store, ChunkBytes: 64 << 10, Logger: f.mgr.opts.Logger})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,63 +8,50 @@ import (
 	"github.com/strata-broker/strata/localstore"
 )
 
-// Read serves a fetch below the local log start: whole batches starting with
-// the one that holds offset, at most maxBytes but at least one batch (KIP-74),
-// from one remote segment. Every batch is CRC-checked before it is returned:
-// a corrupt or truncated object is an error, never data.
-func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) ([]byte, error) {
-	m := p.Manifest()
-	seg, ok := m.Find(offset)
-	if !ok {
-		return nil, ErrNotRemote
+// Records is what a remote read returns: whole batches as views of cached
+// chunks (Parts, in order, never copied), Size bytes in all. A batch never
+// spans two parts. The views stay valid after the chunk leaves the cache.
+type Records struct {
+	Parts [][]byte
+	Size  int
+}
+
+// Bytes returns the records as one new slice (for callers that need it
+// contiguous; the broker writes Parts to the socket as they are).
+func (r Records) Bytes() []byte {
+	out := make([]byte, 0, r.Size)
+	for _, p := range r.Parts {
+		out = append(out, p...)
 	}
-	pos := int64(0)
-	if offset > seg.BaseOffset {
-		b, err := p.mgr.bundle(ctx, p.ms.prefix, seg)
-		if err != nil {
-			return nil, err
-		}
-		pos = b.PositionFor(seg.BaseOffset, offset)
-	}
-	cr := chunkReader{mgr: p.mgr, key: seg.LogKey(p.ms.prefix), id: seg.ID, size: seg.Size}
-	// Sized once: growing from empty showed as most of Read's CPU in the
-	// replay benchmark's profile.
-	out := make([]byte, 0, min(int64(maxBytes), seg.Size-pos)+localstore.BatchHeaderSize)
-	for pos < seg.Size {
-		hb, err := cr.readAt(ctx, pos, localstore.BatchHeaderSize)
-		if err != nil {
-			return nil, err
-		}
-		h, err := localstore.ParseBatchHeader(hb)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s at %d: %v", ErrCorruptObject, cr.key, pos, err)
-		}
-		size := int64(h.Size())
-		if pos+size > seg.Size {
-			return nil, fmt.Errorf("%w: %s: batch at %d runs past the object's %d bytes", ErrCorruptObject, cr.key, pos, seg.Size)
-		}
-		if h.LastOffset() < offset {
-			pos += size
-			continue
-		}
-		if len(out) > 0 && len(out)+int(size) > maxBytes {
-			break
-		}
-		batch, err := cr.readAt(ctx, pos, int(size))
-		if err != nil {
-			return nil, err
-		}
-		if _, err := localstore.ValidateBatch(batch); err != nil {
-			return nil, fmt.Errorf("%w: %s at %d: %v", ErrCorruptObject, cr.key, pos, err)
-		}
-		out = append(out, batch...)
-		pos += size
-		if len(out) >= maxBytes {
-			break
+	return out
+}
+
+// Batches calls fn with each whole batch, in order, until it returns false.
+func (r Records) Batches(fn func(h localstore.BatchHeader, batch []byte) bool) error {
+	for _, p := range r.Parts {
+		for len(p) > 0 {
+			h, err := localstore.ParseBatchHeader(p)
+			if err != nil || h.Size() > len(p) {
+				return fmt.Errorf("tiering: records hold a partial batch: %v", err)
+			}
+			if !fn(h, p[:h.Size()]) {
+				return nil
+			}
+			p = p[h.Size():]
 		}
 	}
-	p.mgr.metrics.bytesRead.Add(float64(len(out)))
-	return out, nil
+	return nil
+}
+
+// Read is one read outside any session: nothing is fetched ahead for it, and
+// nothing stays in flight after it returns. Consumers read through a Session.
+func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (Records, error) {
+	st, err := p.mgr.openStream(p, false)
+	if err != nil {
+		return Records{}, err
+	}
+	defer st.close()
+	return st.read(ctx, offset, maxBytes)
 }
 
 // OffsetForTimestamp finds the first remote batch whose max timestamp is >= ts
@@ -79,68 +66,39 @@ func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (int64, in
 		if err != nil {
 			return 0, 0, false, err
 		}
-		pos := b.PositionFor(seg.BaseOffset, b.OffsetForTimestamp(seg.BaseOffset, ts))
-		cr := chunkReader{mgr: p.mgr, key: seg.LogKey(p.ms.prefix), id: seg.ID, size: seg.Size}
-		for pos < seg.Size {
-			hb, err := cr.readAt(ctx, pos, localstore.BatchHeaderSize)
+		// Scan from the time index's entry before ts, in this segment and,
+		// if its last batches are older, the next ones.
+		st, err := p.mgr.openStream(p, false)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		defer st.close()
+		for off := max(b.OffsetForTimestamp(seg.BaseOffset, ts), m.LogStartOffset); ; {
+			r, err := st.read(ctx, off, 256<<10)
 			if err != nil {
 				return 0, 0, false, err
 			}
-			h, err := localstore.ParseBatchHeader(hb)
-			if err != nil {
-				return 0, 0, false, fmt.Errorf("%w: %s at %d: %v", ErrCorruptObject, cr.key, pos, err)
+			if r.Size == 0 {
+				return 0, 0, false, nil
 			}
-			if h.MaxTimestamp >= ts && h.LastOffset() >= m.LogStartOffset {
-				return max(h.BaseOffset, m.LogStartOffset), h.MaxTimestamp, true, nil
+			var found bool
+			var base, maxTs int64
+			if err := r.Batches(func(h localstore.BatchHeader, _ []byte) bool {
+				off = h.LastOffset() + 1
+				if h.MaxTimestamp >= ts && h.LastOffset() >= m.LogStartOffset {
+					found, base, maxTs = true, max(h.BaseOffset, m.LogStartOffset), h.MaxTimestamp
+					return false
+				}
+				return true
+			}); err != nil {
+				return 0, 0, false, err
 			}
-			pos += int64(h.Size())
+			if found {
+				return base, maxTs, true, nil
+			}
 		}
 	}
 	return 0, 0, false, nil
-}
-
-// chunkReader reads byte ranges of one remote .log through the chunk cache.
-type chunkReader struct {
-	mgr  *Manager
-	key  string
-	id   string
-	size int64
-}
-
-func (c *chunkReader) readAt(ctx context.Context, pos int64, n int) ([]byte, error) {
-	if pos+int64(n) > c.size {
-		return nil, fmt.Errorf("%w: %s: read [%d, %d) past its %d bytes", ErrCorruptObject, c.key, pos, pos+int64(n), c.size)
-	}
-	cs := c.mgr.opts.ChunkBytes
-	if k := pos / cs; (pos+int64(n)-1)/cs == k {
-		// Within one chunk: a view of the cached chunk, no copy. Callers
-		// only read it (parse, CRC-check, append to their output).
-		chunk, err := c.mgr.chunk(ctx, c.key, c.id, k, c.size)
-		if err != nil {
-			return nil, err
-		}
-		off := pos - k*cs
-		if off+int64(n) > int64(len(chunk)) {
-			return nil, fmt.Errorf("%w: %s: chunk %d is %d bytes, short of %d", ErrCorruptObject, c.key, k, len(chunk), off+int64(n))
-		}
-		return chunk[off : off+int64(n) : off+int64(n)], nil
-	}
-	out := make([]byte, 0, n)
-	for len(out) < n {
-		at := pos + int64(len(out))
-		k := at / cs
-		chunk, err := c.mgr.chunk(ctx, c.key, c.id, k, c.size)
-		if err != nil {
-			return nil, err
-		}
-		off := at - k*cs
-		if off >= int64(len(chunk)) {
-			return nil, fmt.Errorf("%w: %s: chunk %d is %d bytes, short of %d", ErrCorruptObject, c.key, k, len(chunk), off+1)
-		}
-		take := min(int64(n-len(out)), int64(len(chunk))-off)
-		out = append(out, chunk[off:off+take]...)
-	}
-	return out, nil
 }
 
 // fetchChunk reads chunk k of an object from the store, insisting on its full
@@ -156,6 +114,9 @@ func (m *Manager) fetchChunk(ctx context.Context, key string, k, size int64) ([]
 	defer rc.Close()
 	buf := make([]byte, length)
 	if _, err := io.ReadFull(rc, buf); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("tiering: get %s [%d, %d): %w", key, start, start+length, ctx.Err())
+		}
 		return nil, fmt.Errorf("%w: %s [%d, %d): %v", ErrCorruptObject, key, start, start+length, err)
 	}
 	m.metrics.chunkFetches.Inc()

@@ -225,7 +225,8 @@ func benchRetention(b *testing.B) {
 	go func() { // replay consumer over the part of the log that stays
 		defer wg.Done()
 		for off := threeQ; !stop.Load(); {
-			out, err := p.Read(ctx, off, 1<<20)
+			recs, err := p.Read(ctx, off, 1<<20)
+			out := recs.Bytes()
 			if err != nil {
 				readErrs.Add(1)
 				firstErr.CompareAndSwap(nil, &err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/strata-broker/strata/localstore"
+	"github.com/strata-broker/strata/tiering"
 )
 
 // ErrOffsetOutOfRange is returned for reads and lookups outside the log.
@@ -39,13 +40,17 @@ func (p *Partition) IsRemoteOffset(offset int64) bool {
 }
 
 // ReadRemote reads whole batches at offset from the bucket (up to maxBytes,
-// at least one batch), within ctx.
-func (p *Partition) ReadRemote(ctx context.Context, offset int64, maxBytes int) ([]byte, error) {
+// at least one batch), within ctx, as views of cached chunks. Reads through
+// one session continue each other (fetching ahead); a nil session reads once.
+func (p *Partition) ReadRemote(ctx context.Context, s *tiering.Session, offset int64, maxBytes int) (tiering.Records, error) {
 	tp := p.tier.Load()
 	if tp == nil {
-		return nil, ErrOffsetOutOfRange
+		return tiering.Records{}, ErrOffsetOutOfRange
 	}
-	return tp.Read(ctx, offset, maxBytes)
+	if s == nil {
+		return tp.Read(ctx, offset, maxBytes)
+	}
+	return s.Read(ctx, tp, offset, maxBytes)
 }
 
 // Special ListOffsets timestamps.

@@ -1,0 +1,551 @@
+package tiering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Session is one consumer's remote reads: the broker opens one per client
+// connection and closes it when the connection goes, which stops every fetch
+// ahead made for it. Within a session each partition has one sequential
+// reader (a stream) that keeps chunks in flight ahead of the reads, so a
+// replay at object-store latency is not one GET round trip per chunk.
+type Session struct {
+	mgr *Manager
+	mu  struct {
+		sync.Mutex
+		streams map[*Partition]*stream
+		closed  bool
+	}
+}
+
+// NewSession opens a session. Close it when the consumer goes.
+func (m *Manager) NewSession() *Session {
+	s := &Session{mgr: m}
+	s.mu.streams = map[*Partition]*stream{}
+	return s
+}
+
+// errStreamClosed: the stream was closed (idle, or the manager closed)
+// between being looked up and being read.
+var errStreamClosed = errors.New("tiering: reader closed")
+
+// ErrClosed is returned by reads after the session or manager closed.
+var ErrClosed = errors.New("tiering: closed")
+
+// Read serves a fetch below the local log start: whole batches starting with
+// the one that holds offset, at most maxBytes but at least one batch (KIP-74),
+// as views of cached chunks. A read at the offset where the previous one
+// ended continues the partition's stream and its fetches ahead; any other
+// offset repositions it.
+func (s *Session) Read(ctx context.Context, p *Partition, offset int64, maxBytes int) (Records, error) {
+	for range 3 {
+		st, err := s.stream(p)
+		if err != nil {
+			return Records{}, err
+		}
+		r, err := st.read(ctx, offset, maxBytes)
+		if !errors.Is(err, errStreamClosed) {
+			return r, err
+		}
+		s.forget(p, st)
+	}
+	return Records{}, ErrClosed
+}
+
+func (s *Session) stream(p *Partition) (*stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return nil, ErrClosed
+	}
+	if st := s.mu.streams[p]; st != nil {
+		return st, nil
+	}
+	st, err := s.mgr.openStream(p, true)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.streams[p] = st
+	return st, nil
+}
+
+func (s *Session) forget(p *Partition, st *stream) {
+	s.mu.Lock()
+	if s.mu.streams[p] == st {
+		delete(s.mu.streams, p)
+	}
+	s.mu.Unlock()
+}
+
+// Close stops the session's streams: fetches in flight are cancelled and
+// nothing more is fetched for it.
+func (s *Session) Close() {
+	s.mu.Lock()
+	s.mu.closed = true
+	all := s.mu.streams
+	s.mu.streams = nil
+	s.mu.Unlock()
+	for _, st := range all {
+		st.close()
+	}
+}
+
+// Window sizes, in chunks. A stream starts with two (the chunk being read and
+// the next) and doubles its window each time a read has to wait for a chunk,
+// up to maxWindow and its fair share of the read-ahead budget: at 30 ms per
+// GET and 80 MB/s per connection one 4 MiB chunk takes ~80 ms, so a reader
+// draining 500 MB/s needs ~10 in flight — more than loopback ever does.
+const (
+	initialWindow = 2
+	maxWindow     = 64
+)
+
+// stream is one sequential reader of one partition's remote log.
+type stream struct {
+	mgr      *Manager
+	p        *Partition
+	prefetch bool
+	ctx      context.Context // cancelled by close: every GET of the stream
+	cancel   context.CancelFunc
+
+	readMu sync.Mutex // one read at a time; taken before mu
+
+	mu struct {
+		sync.Mutex
+		closed   bool
+		lastRead time.Time
+		window   int
+		items    []*item // chunks in chain order; items[0] holds the read position
+		ch       chain   // the chain after the last processed item
+		chainErr error   // why the chain broke (later items fail with it)
+		// The read position: the next batch is at pos of seg; next is the
+		// offset a sequential read asks for; batches ending below skipBelow
+		// are not returned (a read positioned inside a segment).
+		seg       RemoteSegment
+		pos       int64
+		next      int64
+		skipBelow int64
+		// The next chunk to fetch: segment, index, and the chain start if it
+		// begins a chain (-1 if it continues the previous one); done when
+		// no chunk is left.
+		issueSeg  RemoteSegment
+		issueK    int64
+		issueFrom int64
+		issueDone bool
+	}
+}
+
+// item is one chunk in a stream's window.
+type item struct {
+	seg    RemoteSegment
+	k      int64
+	from   int64 // chain start position if this chunk starts a chain, else -1
+	charge int64 // budget bytes held
+	cancel context.CancelFunc
+	ready  chan struct{} // closed once processed
+
+	// Guarded by the stream's mu.
+	arrived   bool
+	raw       []byte
+	cached    *entry // the cache had an entry for this chunk
+	processed bool
+	entry     *entry
+	err       error
+	dropped   bool
+}
+
+func (m *Manager) openStream(p *Partition, prefetch bool) (*stream, error) {
+	m.closeMu.RLock()
+	defer m.closeMu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	st := &stream{mgr: m, p: p, prefetch: prefetch && m.opts.ReadAheadBytes > 0}
+	st.ctx, st.cancel = context.WithCancel(m.bgCtx)
+	st.mu.window = initialWindow
+	st.mu.next = -1
+	st.mu.lastRead = m.opts.Now()
+	m.streamsMu.Lock()
+	m.streams[st] = struct{}{}
+	m.streamsMu.Unlock()
+	return st, nil
+}
+
+// close drops every chunk the stream holds and cancels its GETs.
+func (st *stream) close() {
+	st.mu.Lock()
+	if st.mu.closed {
+		st.mu.Unlock()
+		return
+	}
+	st.mu.closed = true
+	st.dropAllLocked()
+	st.mu.Unlock()
+	st.cancel()
+	st.mgr.streamsMu.Lock()
+	delete(st.mgr.streams, st)
+	st.mgr.streamsMu.Unlock()
+}
+
+// reclaimIdle closes streams that have not been read for IdleTimeout, so a
+// consumer that stopped without closing its connection gives its chunks
+// back when another reader needs the memory.
+func (m *Manager) reclaimIdle() {
+	cut := m.opts.Now().Add(-m.opts.IdleTimeout)
+	m.streamsMu.Lock()
+	var idle []*stream
+	for st := range m.streams {
+		idle = append(idle, st)
+	}
+	m.streamsMu.Unlock()
+	for _, st := range idle {
+		st.mu.Lock()
+		old := st.mu.lastRead.Before(cut)
+		st.mu.Unlock()
+		if old {
+			st.close()
+		}
+	}
+}
+
+// fairShare is how many chunks a stream may hold: the read-ahead budget split
+// among open streams, at least one.
+func (m *Manager) fairShare() int {
+	m.streamsMu.Lock()
+	n := max(1, len(m.streams))
+	m.streamsMu.Unlock()
+	return max(1, int(m.budget.capacity/m.opts.ChunkBytes)/n)
+}
+
+// position points the stream at offset: the segment that holds it and the
+// batch start to scan from (the segment's start, or its offset index entry
+// at or below offset — the only case that needs the index bundle).
+func (st *stream) position(ctx context.Context, offset int64) error {
+	m := st.p.Manifest()
+	seg, ok := m.Find(offset)
+	if !ok {
+		return ErrNotRemote
+	}
+	pos := int64(0)
+	if offset > seg.BaseOffset {
+		b, err := st.mgr.bundle(ctx, st.p.ms.prefix, seg)
+		if err != nil {
+			return err
+		}
+		pos = b.PositionFor(seg.BaseOffset, offset)
+		if pos < 0 || pos >= seg.Size {
+			return fmt.Errorf("%w: %s: index position %d outside the segment's %d bytes", ErrCorruptObject, seg.IndexesKey(st.p.ms.prefix), pos, seg.Size)
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.mu.closed {
+		return errStreamClosed
+	}
+	st.dropAllLocked()
+	st.mu.seg, st.mu.pos, st.mu.next, st.mu.skipBelow = seg, pos, offset, offset
+	st.mu.issueSeg, st.mu.issueK, st.mu.issueFrom, st.mu.issueDone = seg, pos/st.mgr.opts.ChunkBytes, pos, false
+	st.mu.chainErr = nil
+	return nil
+}
+
+func (st *stream) dropAllLocked() {
+	for _, it := range st.mu.items {
+		st.dropLocked(it)
+	}
+	st.mu.items = nil
+}
+
+// dropLocked gives up a chunk: its GET is cancelled, and its budget is
+// released now or, if the GET is still running, when it returns.
+func (st *stream) dropLocked(it *item) {
+	if it.dropped {
+		return
+	}
+	it.dropped = true
+	if it.cancel != nil {
+		it.cancel()
+	}
+	if it.arrived {
+		st.mgr.budget.release(it.charge)
+	}
+}
+
+// chunks is how many chunks a segment has.
+func (st *stream) chunks(seg RemoteSegment) int64 {
+	cs := st.mgr.opts.ChunkBytes
+	return (seg.Size + cs - 1) / cs
+}
+
+// fill issues chunks until the window is full. With wait it makes sure the
+// stream holds at least one chunk, waiting for memory if it must; other
+// chunks are fetched ahead only with memory that is free. Called and
+// returns with st.mu held (released while waiting).
+func (st *stream) fillLocked(ctx context.Context, wait bool) error {
+	for !st.mu.issueDone && !st.mu.closed {
+		want := 1
+		if st.prefetch {
+			want = min(st.mu.window, st.mgr.fairShare(), maxWindow)
+		}
+		if len(st.mu.items) >= want {
+			return nil
+		}
+		seg, k := st.mu.issueSeg, st.mu.issueK
+		charge := min(st.mgr.opts.ChunkBytes, seg.Size-k*st.mgr.opts.ChunkBytes)
+		if len(st.mu.items) == 0 && wait {
+			st.mu.Unlock()
+			err := st.mgr.budget.acquire(ctx, charge, st.mgr.reclaimIdle)
+			st.mu.Lock()
+			if err != nil {
+				return err
+			}
+			if st.mu.closed || st.mu.issueSeg.ID != seg.ID || st.mu.issueK != k {
+				st.mgr.budget.release(charge) // moved or closed meanwhile
+				continue
+			}
+		} else if !st.mgr.budget.tryAcquire(charge) {
+			return nil
+		}
+		st.issueLocked(charge)
+	}
+	if st.mu.closed {
+		return errStreamClosed
+	}
+	return nil
+}
+
+// issueLocked adds the next chunk to the window: from the cache if it is
+// there, else by a GET in the background.
+func (st *stream) issueLocked(charge int64) {
+	seg, k, from := st.mu.issueSeg, st.mu.issueK, st.mu.issueFrom
+	it := &item{seg: seg, k: k, from: from, charge: charge, ready: make(chan struct{})}
+	st.mu.items = append(st.mu.items, it)
+	// The next one after it: the following chunk, or the next segment's
+	// first (its chain starts at 0: no index needed).
+	if k+1 < st.chunks(seg) {
+		st.mu.issueK, st.mu.issueFrom = k+1, -1
+	} else if nseg, ok := st.p.Manifest().Find(seg.LastOffset + 1); ok && nseg.BaseOffset > seg.LastOffset {
+		st.mu.issueSeg, st.mu.issueK, st.mu.issueFrom = nseg, 0, 0
+	} else {
+		st.mu.issueDone = true
+	}
+	if e, ok := st.mgr.cache.Get(entryKey(seg.ID, k)); ok {
+		st.mgr.metrics.cacheHits.Inc()
+		it.arrived, it.raw, it.cached = true, e.raw, e
+		st.processLocked()
+		return
+	}
+	st.mgr.metrics.cacheMisses.Inc()
+	st.mgr.closeMu.RLock()
+	defer st.mgr.closeMu.RUnlock()
+	if st.mgr.closed {
+		it.arrived, it.err = true, ErrClosed
+		st.processLocked()
+		return
+	}
+	ctx, cancel := context.WithCancel(st.ctx)
+	it.cancel = cancel
+	st.mgr.bg.Add(1)
+	st.mgr.inflightGets.Add(1)
+	key := seg.LogKey(st.p.ms.prefix)
+	go func() {
+		defer st.mgr.bg.Done()
+		raw, err := st.mgr.fetchChunk(ctx, key, k, seg.Size)
+		st.mgr.inflightGets.Add(-1)
+		cancel()
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		it.arrived = true
+		if it.dropped {
+			st.mgr.budget.release(it.charge)
+			return
+		}
+		it.raw, it.err = raw, err
+		st.processLocked()
+	}()
+}
+
+// processLocked turns arrived chunks into entries, in chain order: this is
+// where each batch is CRC-checked, once, as its chunk enters the cache.
+func (st *stream) processLocked() {
+	cs := st.mgr.opts.ChunkBytes
+	for _, it := range st.mu.items {
+		if it.processed {
+			continue
+		}
+		if !it.arrived {
+			return
+		}
+		it.processed = true
+		if it.from >= 0 {
+			st.mu.ch, st.mu.chainErr = chain{pos: it.from}, nil
+		}
+		switch {
+		case it.err != nil:
+		case st.mu.chainErr != nil:
+			it.err = st.mu.chainErr
+		case it.cached != nil && it.cached.start == st.mu.ch.pos && it.cached.k*cs <= st.mu.ch.pos+int64(len(st.mu.ch.carry)):
+			// Built from the same chain before: nothing to check again.
+			it.entry = it.cached
+			st.mu.ch = chain{pos: it.entry.end, carry: it.entry.tail(cs)}
+		default:
+			key := it.seg.LogKey(st.p.ms.prefix)
+			e, next, err := buildEntry(key, it.seg.ID, it.k, cs, it.seg.Size, it.raw, st.mu.ch)
+			if err != nil {
+				it.err = err
+				break
+			}
+			it.entry, st.mu.ch = e, next
+			if len(e.ends) > 0 {
+				st.mgr.putEntry(e)
+			}
+		}
+		if it.err != nil {
+			st.mu.chainErr = it.err
+		}
+		it.raw, it.cached = nil, nil
+		close(it.ready)
+	}
+}
+
+func entryKey(segID string, k int64) string { return fmt.Sprintf("%s/%d", segID, k) }
+
+func (m *Manager) putEntry(e *entry) {
+	m.closeMu.RLock()
+	defer m.closeMu.RUnlock()
+	if m.closed {
+		return
+	}
+	m.cache.Set(entryKey(e.segID, e.k), e, e.cost())
+}
+
+// read is Session.Read on this stream.
+func (st *stream) read(ctx context.Context, offset int64, maxBytes int) (Records, error) {
+	st.readMu.Lock()
+	defer st.readMu.Unlock()
+	if _, ok := st.p.Manifest().Find(offset); !ok {
+		return Records{}, ErrNotRemote
+	}
+	st.mu.Lock()
+	if st.mu.closed {
+		st.mu.Unlock()
+		return Records{}, errStreamClosed
+	}
+	st.mu.lastRead = st.mgr.opts.Now()
+	sequential := offset == st.mu.next && st.mu.chainErr == nil
+	st.mu.Unlock()
+	if !sequential {
+		if err := st.position(ctx, offset); err != nil {
+			return Records{}, err
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	r, stalled, err := st.collectLocked(ctx, maxBytes)
+	if err != nil {
+		if !errors.Is(err, errStreamClosed) && ctx.Err() == nil {
+			// The next read starts over: a failed GET is retried, a
+			// corrupt chunk fails again.
+			st.mu.next = -1
+		}
+		return Records{}, err
+	}
+	if stalled && st.mu.window < maxWindow {
+		st.mu.window *= 2
+	}
+	st.mgr.metrics.bytesRead.Add(float64(r.Size))
+	st.fillLocked(ctx, false) // fetching ahead is best effort
+	return r, nil
+}
+
+// collectLocked gathers whole batches from the read position: at least one
+// (waiting for its chunk if need be), then whatever else is already checked,
+// up to maxBytes. stalled reports whether it had to wait.
+func (st *stream) collectLocked(ctx context.Context, maxBytes int) (r Records, stalled bool, err error) {
+	cs := st.mgr.opts.ChunkBytes
+	for {
+		if r.Size == 0 || st.prefetch {
+			if err := st.fillLocked(ctx, r.Size == 0); err != nil {
+				return r, stalled, err
+			}
+		}
+		if len(st.mu.items) == 0 {
+			return r, stalled, nil // the end of the remote log
+		}
+		it := st.mu.items[0]
+		if !it.processed {
+			if r.Size > 0 {
+				return r, stalled, nil
+			}
+			stalled = true
+			st.mu.Unlock()
+			select {
+			case <-it.ready:
+			case <-ctx.Done():
+			}
+			st.mu.Lock()
+			if st.mu.closed {
+				return r, stalled, errStreamClosed
+			}
+			if err := ctx.Err(); err != nil {
+				return r, stalled, err
+			}
+			continue
+		}
+		if it.err != nil {
+			return Records{}, stalled, it.err
+		}
+		e := it.entry
+		if it.seg.ID != st.mu.seg.ID {
+			st.mu.seg, st.mu.pos = it.seg, it.from // into the next segment
+		}
+		if st.mu.pos >= e.end || len(e.ends) == 0 {
+			st.popLocked()
+			continue
+		}
+		i := e.batchAt(st.mu.pos)
+		if i < 0 {
+			return Records{}, stalled, fmt.Errorf("tiering: %s chunk %d: read position %d is not a batch start", it.seg.LogKey(st.p.ms.prefix), e.k, st.mu.pos)
+		}
+		runFrom, full := int64(-1), false
+		for ; i < len(e.ends); i++ {
+			start, end := e.batchStart(i), e.ends[i]
+			if e.lastOffsets[i] < st.mu.skipBelow {
+				st.mu.pos = end
+				continue
+			}
+			if r.Size > 0 && r.Size+int(end-start) > maxBytes {
+				full = true
+				break
+			}
+			if runFrom < 0 {
+				runFrom = start
+			}
+			r.Size += int(end - start)
+			st.mu.pos, st.mu.next = end, e.lastOffsets[i]+1
+			if r.Size >= maxBytes {
+				full = true
+				break
+			}
+		}
+		if runFrom >= 0 {
+			r.Parts = e.bytes(cs, runFrom, st.mu.pos, r.Parts)
+		}
+		if full {
+			return r, stalled, nil
+		}
+		st.popLocked()
+	}
+}
+
+// popLocked is done with items[0].
+func (st *stream) popLocked() {
+	it := st.mu.items[0]
+	st.mu.items[0] = nil
+	st.mu.items = st.mu.items[1:]
+	st.dropLocked(it)
+}
