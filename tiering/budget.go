@@ -86,6 +86,21 @@ func (b *budget) release(n int64) {
 	b.mu.Unlock()
 }
 
+// poke wakes whoever watches the budget (Manager.waitUntil) without
+// changing it: a GET finished.
+func (b *budget) poke() {
+	b.mu.Lock()
+	close(b.mu.wake)
+	b.mu.wake = make(chan struct{})
+	b.mu.Unlock()
+}
+
+func (b *budget) watch() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mu.wake
+}
+
 func (b *budget) usage() (used, maxUsed int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

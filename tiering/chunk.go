@@ -128,6 +128,9 @@ func buildEntry(key, segID string, k, cs, size int64, raw []byte, ch chain) (*en
 	if len(ch.carry) > 0 {
 		// Finish the batch that began before this chunk.
 		need, ok := batchSize(ch.carry, body)
+		if ok && ch.pos+need > size {
+			return nil, ch, fmt.Errorf("%w: %s: batch at %d of %d bytes runs past the object's %d", ErrCorruptObject, key, ch.pos, need, size)
+		}
 		switch {
 		case !ok || int64(len(ch.carry))+int64(len(body)) < need:
 			// Not even its length yet, or still more to come: carry on.
@@ -149,6 +152,9 @@ func buildEntry(key, segID string, k, cs, size int64, raw []byte, ch chain) (*en
 	at := base + int64(len(raw)-len(body))
 	for len(body) > 0 {
 		need, ok := batchSize(body, nil)
+		if ok && at+need > size {
+			return nil, ch, fmt.Errorf("%w: %s: batch at %d of %d bytes runs past the object's %d", ErrCorruptObject, key, at, need, size)
+		}
 		if !ok || need > int64(len(body)) {
 			break
 		}

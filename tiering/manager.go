@@ -176,6 +176,28 @@ type Stats struct {
 	CacheMaxBytes  int64 // CacheBytes' bound
 }
 
+// WaitIdle waits until no reader holds memory or has a GET in flight (every
+// session closed or idle with nothing fetched ahead), or ctx ends.
+func (m *Manager) WaitIdle(ctx context.Context) error {
+	return m.waitUntil(ctx, func(st Stats) bool { return st.HeldBytes == 0 && st.InflightGets == 0 })
+}
+
+// waitUntil waits until cond holds, checking it whenever the readers' budget
+// changes or a GET finishes.
+func (m *Manager) waitUntil(ctx context.Context, cond func(Stats) bool) error {
+	for {
+		wake := m.budget.watch()
+		if st := m.Stats(); cond(st) {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("tiering: readers still busy (%+v): %w", m.Stats(), ctx.Err())
+		}
+	}
+}
+
 // Stats reports the readers' accounting. CacheBytes + HeldBytes never
 // exceeds CacheMaxBytes + ReadAheadBytes.
 func (m *Manager) Stats() Stats {

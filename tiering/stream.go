@@ -356,6 +356,7 @@ func (st *stream) issueLocked(charge int64) {
 		defer st.mgr.bg.Done()
 		raw, err := st.mgr.fetchChunk(ctx, key, k, seg.Size)
 		st.mgr.inflightGets.Add(-1)
+		st.mgr.budget.poke()
 		cancel()
 		st.mu.Lock()
 		defer st.mu.Unlock()
