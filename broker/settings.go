@@ -33,6 +33,7 @@ type brokerSettings struct {
 	remoteChunkBytes     int64
 	remoteReaderThreads  int
 	remoteCacheBytes     int64
+	remoteReadAheadBytes int64 // remote.log.read.ahead.bytes: fetched-ahead chunks, all readers (-1 off)
 
 	retentionCheckMs int64 // log.retention.check.interval.ms (retention.go)
 
@@ -69,6 +70,9 @@ var brokerConfigDefs = []brokerConfigDef{
 	{"remote.fetch.chunk.bytes", "4194304", typeInt, intBetween(65536, 1<<30)},
 	{"remote.log.reader.threads", "10", typeInt, intBetween(1, 1024)},
 	{"remote.log.cache.bytes", "268435456", typeLong, longAtLeast(0)},
+	// Strata's: the memory remote readers may hold beside the cache (chunks
+	// in flight and fetched ahead of consumers); Kafka has no read-ahead.
+	{"remote.log.read.ahead.bytes", "134217728", typeLong, longAtLeast(-1)},
 	{"group.min.session.timeout.ms", "6000", typeInt, intBetween(1, 1<<31-1)},
 	{"group.max.session.timeout.ms", "1800000", typeInt, intBetween(1, 1<<31-1)},
 	{"offsets.retention.check.interval.ms", "600000", typeLong, longAtLeast(1)},
@@ -183,6 +187,7 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.remoteChunkBytes = atoi("remote.fetch.chunk.bytes")
 	s.remoteReaderThreads = int(atoi("remote.log.reader.threads"))
 	s.remoteCacheBytes = atoi("remote.log.cache.bytes")
+	s.remoteReadAheadBytes = atoi("remote.log.read.ahead.bytes")
 	s.rack = get("broker.rack")
 	s.sessionTimeoutMs = atoi("broker.session.timeout.ms")
 	s.heartbeatIntervalMs = atoi("broker.heartbeat.interval.ms")

@@ -31,9 +31,11 @@ func (b *Broker) openTiering() error {
 		Store:      remotestore.WithCounters(b.opts.Remote, counters),
 		ChunkBytes: b.settings.remoteChunkBytes,
 		CacheBytes: b.settings.remoteCacheBytes,
-		Now:        b.opts.Clock.Now,
-		Logger:     b.log,
-		Registerer: b.metrics.reg,
+		// At least one chunk, so a small setting still lets reads run.
+		ReadAheadBytes: readAheadBytes(b.settings.remoteReadAheadBytes, b.settings.remoteChunkBytes),
+		Now:            b.opts.Clock.Now,
+		Logger:         b.log,
+		Registerer:     b.metrics.reg,
 	})
 	if err != nil {
 		return err
@@ -41,6 +43,15 @@ func (b *Broker) openTiering() error {
 	b.tier = m
 	b.remoteReads = make(chan struct{}, b.settings.remoteReaderThreads)
 	return nil
+}
+
+// readAheadBytes maps remote.log.read.ahead.bytes to tiering's option: 0
+// and -1 both turn read-ahead off; anything else is at least one chunk.
+func readAheadBytes(setting, chunk int64) int64 {
+	if setting <= 0 {
+		return -1
+	}
+	return max(setting, chunk)
 }
 
 // attachTiering gives each partition of a tiered topic its remote side and
@@ -259,4 +270,23 @@ func tierStats(p *partition.Partition, tp *tiering.Partition) (remoteBytes, lagB
 		}
 	}
 	return remoteBytes, lagBytes
+}
+
+// RemoteReaderStats is the remote readers' own accounting (streams, GETs in
+// flight, memory held beside the chunk cache); zero without tiered storage.
+func (b *Broker) RemoteReaderStats() tiering.Stats {
+	if b.tier == nil {
+		return tiering.Stats{}
+	}
+	return b.tier.Stats()
+}
+
+// WaitRemoteReadersIdle waits until no remote reader holds memory or has a
+// GET in flight: after every consumer connection has gone, nothing is
+// fetched ahead any more.
+func (b *Broker) WaitRemoteReadersIdle(ctx context.Context) error {
+	if b.tier == nil {
+		return nil
+	}
+	return b.tier.WaitIdle(ctx)
 }

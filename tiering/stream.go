@@ -498,6 +498,9 @@ func (st *stream) collectLocked(ctx context.Context, maxBytes int) (r Records, s
 			continue
 		}
 		if it.err != nil {
+			if r.Size > 0 {
+				return r, stalled, nil // the good batches first; the next read fails
+			}
 			return Records{}, stalled, it.err
 		}
 		e := it.entry
