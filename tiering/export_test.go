@@ -4,7 +4,7 @@ import "context"
 
 // SeedManifestForBench commits segs (sorted, non-overlapping entries whose
 // objects are in the bucket) as finished copies, spilling into parts after
-// each one exactly as copySegmentLocked does (ManifestKeep entries stay in the
+// each one exactly as CopyOnce does (ManifestKeep entries stay in the
 // head; parts of at least ManifestKeep/2), so parts and head come out as
 // after len(segs) real copies — with one commit instead of two per segment.
 func SeedManifestForBench(ctx context.Context, p *Partition, segs []RemoteSegment) error {

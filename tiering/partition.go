@@ -151,7 +151,35 @@ func (p *Partition) copyOnce(ctx context.Context) (int, error) {
 	}
 	p.log.WaitSealed()
 	rp := p.log.RecoveryPoint()
+	// A backlog is copied one segment after another, and each manifest write
+	// both finishes the segment just uploaded and begins the next one: one
+	// commit per segment (plus one at the end) instead of two, the same
+	// states in the same order.
 	copied := 0
+	var prev *RemoteSegment // uploaded, not yet committed as finished
+	finish := func() error {
+		if prev == nil {
+			return nil
+		}
+		if err := p.manifest.Finish(prev.ID); err != nil {
+			return err
+		}
+		if err := p.ms.spill(ctx, p.manifest, p.mgr.opts.ManifestKeep, p.mgr.opts.ManifestKeep/2); err != nil {
+			p.manifest = nil
+			return err
+		}
+		return nil
+	}
+	finished := func() {
+		if prev != nil {
+			copied++
+			p.mgr.metrics.segmentsCopied.Inc()
+			p.mgr.metrics.bytesCopied.Add(float64(prev.Size))
+			p.mgr.opts.Logger.Info("tiering: copied segment", "topic", p.topic, "partition", p.partition,
+				"base", prev.BaseOffset, "last", prev.LastOffset, "bytes", prev.Size, "id", prev.ID)
+			prev = nil
+		}
+	}
 	for _, seg := range p.log.Segments() {
 		if !seg.Sealed || seg.Size == 0 || seg.NextOffset > rp {
 			continue
@@ -163,17 +191,46 @@ func (p *Partition) copyOnce(ctx context.Context) (int, error) {
 			return copied, fmt.Errorf("tiering: local segment [%d, %d) straddles the remote end %d", seg.BaseOffset, seg.NextOffset, p.manifest.CopiedUpTo())
 		}
 		if err := ctx.Err(); err != nil {
+			break
+		}
+		entry, ok, err := p.entryFor(seg)
+		if err != nil {
 			return copied, err
 		}
-		if err := p.copySegmentLocked(ctx, seg); err != nil {
+		if !ok {
+			continue // no batches
+		}
+		if err := finish(); err != nil {
 			return copied, err
 		}
-		copied++
+		if err := p.manifest.Begin(entry); err != nil {
+			return copied, err
+		}
+		if err := p.commitLocked(ctx); err != nil {
+			return copied, err
+		}
+		finished()
+		if err := p.uploadLocked(ctx, entry, seg); err != nil {
+			return copied, err // stays copy_started; the next pass abandons and redoes it
+		}
+		prev = &entry
 	}
-	return copied, nil
+	if prev != nil {
+		if err := finish(); err != nil {
+			return copied, err
+		}
+		if err := p.commitLocked(ctx); err != nil {
+			return copied, err
+		}
+		finished()
+	}
+	return copied, ctx.Err()
 }
 
-func (p *Partition) copySegmentLocked(ctx context.Context, seg localstore.SegmentInfo) error {
+// entryFor scans a sealed segment for its manifest entry: offsets,
+// timestamps and the leader epochs that cover it. ok is false for a segment
+// without batches.
+func (p *Partition) entryFor(seg localstore.SegmentInfo) (RemoteSegment, bool, error) {
 	entry := RemoteSegment{ID: newID(), BaseOffset: seg.BaseOffset, LeaderEpoch: p.epoch, Size: seg.Size,
 		MinTimestamp: -1, MaxTimestamp: -1, AppendedAtMs: seg.LastModified.UnixMilli()}
 	first := true
@@ -187,10 +244,10 @@ func (p *Partition) copySegmentLocked(ctx context.Context, seg localstore.Segmen
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("tiering: read %s: %w", seg.Path, err)
+		return entry, false, fmt.Errorf("tiering: read %s: %w", seg.Path, err)
 	}
 	if first {
-		return nil // no batches
+		return entry, false, nil
 	}
 	entry.LastOffset = max(entry.LastOffset, seg.NextOffset-1)
 	for _, e := range p.log.EpochStarts() {
@@ -203,34 +260,30 @@ func (p *Partition) copySegmentLocked(ctx context.Context, seg localstore.Segmen
 	for len(entry.Epochs) > 1 && entry.Epochs[1].StartOffset <= entry.BaseOffset {
 		entry.Epochs = entry.Epochs[1:]
 	}
-
-	if err := p.manifest.Begin(entry); err != nil {
-		return err
-	}
-	if err := p.commitLocked(ctx); err != nil {
-		return err
-	}
-	if err := p.uploadLocked(ctx, entry, seg); err != nil {
-		return err // stays copy_started; the next pass abandons and redoes it
-	}
-	if err := p.manifest.Finish(entry.ID); err != nil {
-		return err
-	}
-	if err := p.ms.spill(ctx, p.manifest, p.mgr.opts.ManifestKeep, p.mgr.opts.ManifestKeep/2); err != nil {
-		p.manifest = nil
-		return err
-	}
-	if err := p.commitLocked(ctx); err != nil {
-		return err
-	}
-	p.mgr.metrics.segmentsCopied.Inc()
-	p.mgr.metrics.bytesCopied.Add(float64(seg.Size))
-	p.mgr.opts.Logger.Info("tiering: copied segment", "topic", p.topic, "partition", p.partition,
-		"base", entry.BaseOffset, "last", entry.LastOffset, "bytes", entry.Size, "id", entry.ID)
-	return nil
+	return entry, true, nil
 }
 
+// uploadLocked puts the segment's .log and its index bundle, at the same
+// time: neither waits for the other (the .log, if large, goes up as a
+// multipart upload with parts in parallel).
 func (p *Partition) uploadLocked(ctx context.Context, entry RemoteSegment, seg localstore.SegmentInfo) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	logErr := make(chan error, 1)
+	go func() {
+		logErr <- p.uploadLog(ctx, entry, seg)
+	}()
+	err := p.uploadBundle(ctx, entry, seg)
+	if err != nil {
+		cancel()
+	}
+	if lerr := <-logErr; err == nil {
+		err = lerr
+	}
+	return err
+}
+
+func (p *Partition) uploadLog(ctx context.Context, entry RemoteSegment, seg localstore.SegmentInfo) error {
 	f, err := os.Open(seg.Path)
 	if err != nil {
 		return fmt.Errorf("tiering: open %s: %w", seg.Path, err)
@@ -239,8 +292,13 @@ func (p *Partition) uploadLocked(ctx context.Context, entry RemoteSegment, seg l
 	if err := p.mgr.opts.Store.Put(ctx, entry.LogKey(p.ms.prefix), f, seg.Size); err != nil {
 		return fmt.Errorf("tiering: upload %s: %w", entry.LogKey(p.ms.prefix), err)
 	}
+	return nil
+}
+
+func (p *Partition) uploadBundle(ctx context.Context, entry RemoteSegment, seg localstore.SegmentInfo) error {
 	_, idxPath, tidxPath := localstore.SegmentFiles(p.log.Dir(), seg.BaseOffset)
 	b := &Bundle{Epochs: entry.Epochs}
+	var err error
 	if b.OffsetIndex, err = os.ReadFile(idxPath); err != nil {
 		return fmt.Errorf("tiering: read %s: %w", idxPath, err)
 	}
