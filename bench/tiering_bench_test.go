@@ -178,11 +178,14 @@ func benchReplayRaw(b *testing.B, e *tierEnv) {
 	reportRequests(b, reqs, float64(int64(b.N)*e.bytes)/(1<<30), "GiB")
 }
 
-// replayOnce replays the whole remote log through p and checks the byte count.
-func replayOnce(b *testing.B, e *tierEnv, p *tiering.Partition) (time.Duration, remotestore.RequestCounts) {
+// replayOnce replays the whole remote log through p (in one session, as a
+// consumer's connection would) and checks the byte count.
+func replayOnce(b *testing.B, e *tierEnv, mgr *tiering.Manager, p *tiering.Partition) (time.Duration, remotestore.RequestCounts) {
 	before := e.counts.Snapshot()
 	start := time.Now()
-	n, err := tierReplay(context.Background(), p, e.end, tierFetchMax)
+	sess := mgr.NewSession()
+	defer sess.Close()
+	n, err := tierReplay(context.Background(), p, sess, e.end, tierFetchMax)
 	el := time.Since(start)
 	if err != nil || n != e.bytes {
 		b.Fatalf("replay: %d of %d bytes: %v", n, e.bytes, err)
@@ -192,7 +195,7 @@ func replayOnce(b *testing.B, e *tierEnv, p *tiering.Partition) (time.Duration, 
 
 // replayPartition is a fresh Manager (empty cache big enough for the whole
 // log) with the replay copy's manifest loaded.
-func replayPartition(b *testing.B, e *tierEnv, readAhead int) (*tiering.Manager, *tiering.Partition) {
+func replayPartition(b *testing.B, e *tierEnv, readAhead int64) (*tiering.Manager, *tiering.Partition) {
 	mgr := newTierManager(b, e.store, tierChunk, 2*e.bytes, readAhead)
 	p := mgr.Partition("replay", 0, e.log)
 	if err := p.Load(context.Background()); err != nil {
@@ -201,14 +204,14 @@ func replayPartition(b *testing.B, e *tierEnv, readAhead int) (*tiering.Manager,
 	return mgr, p
 }
 
-func benchReplayCold(b *testing.B, e *tierEnv, readAhead int) {
+func benchReplayCold(b *testing.B, e *tierEnv, readAhead int64) {
 	var el time.Duration
 	var reqs remotestore.RequestCounts
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		mgr, p := replayPartition(b, e, readAhead)
 		b.StartTimer()
-		d, c := replayOnce(b, e, p)
+		d, c := replayOnce(b, e, mgr, p)
 		el += d
 		reqs = addCounts(reqs, c)
 		b.StopTimer()
@@ -224,13 +227,13 @@ func benchReplayWarm(b *testing.B, e *tierEnv) {
 	b.StopTimer()
 	mgr, p := replayPartition(b, e, 0)
 	defer mgr.Close()
-	replayOnce(b, e, p) // fill the cache
+	replayOnce(b, e, mgr, p) // fill the cache
 	time.Sleep(200 * time.Millisecond)
 	b.StartTimer()
 	var el time.Duration
 	var reqs remotestore.RequestCounts
 	for i := 0; i < b.N; i++ {
-		d, c := replayOnce(b, e, p)
+		d, c := replayOnce(b, e, mgr, p)
 		el += d
 		reqs = addCounts(reqs, c)
 	}
@@ -290,7 +293,8 @@ func benchFirstByteTiering(b *testing.B, e *tierEnv) {
 			b.StartTimer()
 			before := e.counts.Snapshot()
 			start := time.Now()
-			out, err := p.Read(ctx, off, 1)
+			recs, err := p.Read(ctx, off, 1)
+			out := recs.Bytes()
 			lat = append(lat, time.Since(start))
 			reqs = addCounts(reqs, e.counts.Snapshot().Sub(before))
 			samples++

@@ -101,11 +101,12 @@ func segBytes(segs []localstore.SegmentInfo) int64 {
 }
 
 // newTierManager is a tiering.Manager on store with chunkBytes chunks, a
-// cache of cacheBytes, and readAhead chunks of read-ahead (-1: off).
-func newTierManager(tb testing.TB, store remotestore.Storage, chunkBytes, cacheBytes int64, readAhead int) *tiering.Manager {
+// cache of cacheBytes, and readAheadBytes of read-ahead (0: the default,
+// -1: off).
+func newTierManager(tb testing.TB, store remotestore.Storage, chunkBytes, cacheBytes, readAheadBytes int64) *tiering.Manager {
 	tb.Helper()
 	m, err := tiering.NewManager(tiering.Options{Store: store, ChunkBytes: chunkBytes, CacheBytes: cacheBytes,
-		ReadAhead: readAhead, Logger: quiet})
+		ReadAheadBytes: readAheadBytes, Logger: quiet})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -129,21 +130,28 @@ func rawCopy(ctx context.Context, store remotestore.Storage, prefix string, segs
 	return nil
 }
 
-// tierReplay reads the partition's remote log from offset 0 to end with
-// Partition.Read, maxBytes a call, as a replay consumer's fetches would, and
+// tierReplay reads the partition's remote log from offset 0 to end, maxBytes
+// a call, as a replay consumer's fetches would — through sess (one stream,
+// fetching ahead) or, with sess nil, with one-off Partition.Reads — and
 // returns the bytes read.
-func tierReplay(ctx context.Context, p *tiering.Partition, end int64, maxBytes int) (int64, error) {
+func tierReplay(ctx context.Context, p *tiering.Partition, sess *tiering.Session, end int64, maxBytes int) (int64, error) {
 	var n int64
 	for off := int64(0); off < end; {
-		b, err := p.Read(ctx, off, maxBytes)
+		var r tiering.Records
+		var err error
+		if sess != nil {
+			r, err = sess.Read(ctx, p, off, maxBytes)
+		} else {
+			r, err = p.Read(ctx, off, maxBytes)
+		}
 		if err != nil {
 			return n, fmt.Errorf("read at %d: %w", off, err)
 		}
-		next, err := nextOffset(b)
-		if err != nil {
-			return n, fmt.Errorf("read at %d: %w", off, err)
+		next := int64(-1)
+		if err := r.Batches(func(h localstore.BatchHeader, _ []byte) bool { next = h.LastOffset() + 1; return true }); err != nil || next < 0 {
+			return n, fmt.Errorf("read at %d: %d bytes, %v", off, r.Size, err)
 		}
-		n += int64(len(b))
+		n += int64(r.Size)
 		off = next
 	}
 	return n, nil
@@ -251,7 +259,12 @@ func TestTieringHarnessMovesTheBytes(t *testing.T) {
 		t.Fatalf("remote end %d, local end %d", end, l.LogEndOffset())
 	}
 	for name, replay := range map[string]func() (int64, error){
-		"tiering": func() (int64, error) { return tierReplay(ctx, p, end, 1<<20) },
+		"tiering": func() (int64, error) { return tierReplay(ctx, p, nil, end, 1<<20) },
+		"session": func() (int64, error) {
+			s := mgr.NewSession()
+			defer s.Close()
+			return tierReplay(ctx, p, s, end, 1<<20)
+		},
 		"local":   func() (int64, error) { return localReplay(l, end, 1<<20) },
 		"raw":     func() (int64, error) { return rawReplay(ctx, store, p.Manifest().Readable(), p.Prefix(), 64<<10) },
 	} {

@@ -65,9 +65,11 @@ func NewS3(opts S3Options) (Storage, error) {
 	buildable := awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = opts.DialTimeout }).
 		WithTransportOptions(func(tr *http.Transport) {
-			// Parts and read-ahead GETs run in parallel; keep their
-			// connections instead of redialling.
-			tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, 4*opts.Concurrency)
+			// Parts and read-ahead GETs run in parallel (a replay keeps up
+			// to remote.log.read.ahead.bytes / remote.fetch.chunk.bytes GETs
+			// in flight); keep their connections instead of redialling,
+			// which at S3 latency costs a round trip each time.
+			tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, 64, 4*opts.Concurrency)
 		})
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(buildable),

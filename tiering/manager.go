@@ -143,6 +143,21 @@ func NewManager(opts Options) (*Manager, error) {
 	m := &Manager{opts: opts, cache: cache, budget: newBudget(opts.readerBytes()),
 		metrics: newTierMetrics(opts.Registerer), streams: map[*stream]struct{}{}, bundles: map[string]*Bundle{}}
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
+	if opts.Registerer != nil {
+		gauge := func(name, help string, f func(Stats) int64) prometheus.Collector {
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_tiering_" + name, Help: help},
+				func() float64 { return float64(f(m.Stats())) })
+		}
+		opts.Registerer.MustRegister(
+			gauge("reader_streams", "Open sequential remote readers.", func(s Stats) int64 { return int64(s.Streams) }),
+			gauge("reader_inflight_gets", "Chunk GETs in flight.", func(s Stats) int64 { return s.InflightGets }),
+			gauge("reader_held_bytes", "Chunk bytes remote readers hold beside the cache.", func(s Stats) int64 { return s.HeldBytes }),
+			gauge("reader_held_bytes_max", "The most chunk bytes remote readers have held beside the cache.", func(s Stats) int64 { return s.MaxHeldBytes }),
+			gauge("reader_held_bytes_limit", "remote.log.read.ahead.bytes in effect.", func(s Stats) int64 { return s.ReadAheadBytes }),
+			gauge("chunk_cache_bytes", "Bytes in the remote chunk cache.", func(s Stats) int64 { return s.CacheBytes }),
+			gauge("chunk_cache_bytes_limit", "remote.log.cache.bytes in effect.", func(s Stats) int64 { return s.CacheMaxBytes }),
+		)
+	}
 	return m, nil
 }
 

@@ -94,13 +94,13 @@ func (s *Session) Close() {
 	}
 }
 
-// Window sizes, in chunks. A stream starts with two (the chunk being read and
-// the next) and doubles its window each time a read has to wait for a chunk,
+// Window sizes, in chunks. A stream starts with four (the chunk being read
+// and three ahead) and doubles its window each time a read has to wait for a chunk,
 // up to maxWindow and its fair share of the read-ahead budget: at 30 ms per
 // GET and 80 MB/s per connection one 4 MiB chunk takes ~80 ms, so a reader
 // draining 500 MB/s needs ~10 in flight — more than loopback ever does.
 const (
-	initialWindow = 2
+	initialWindow = 4
 	maxWindow     = 64
 )
 
