@@ -265,8 +265,8 @@ func TestTieringHarnessMovesTheBytes(t *testing.T) {
 			defer s.Close()
 			return tierReplay(ctx, p, s, end, 1<<20)
 		},
-		"local":   func() (int64, error) { return localReplay(l, end, 1<<20) },
-		"raw":     func() (int64, error) { return rawReplay(ctx, store, p.Manifest().Readable(), p.Prefix(), 64<<10) },
+		"local": func() (int64, error) { return localReplay(l, end, 1<<20) },
+		"raw":   func() (int64, error) { return rawReplay(ctx, store, p.Manifest().Readable(), p.Prefix(), 64<<10) },
 	} {
 		if n, err := replay(); err != nil || n != want {
 			t.Fatalf("%s replay: %d bytes, want %d: %v", name, n, want, err)
