@@ -119,6 +119,8 @@ type stream struct {
 		closed   bool
 		lastRead time.Time
 		window   int
+		// aheadAfterHead: fetch ahead only once items[0] has arrived.
+		aheadAfterHead bool
 		items    []*item // chunks in chain order; items[0] holds the read position
 		ch       chain   // the chain after the last processed item
 		chainErr error   // why the chain broke (later items fail with it)
@@ -281,41 +283,60 @@ func (st *stream) chunks(seg RemoteSegment) int64 {
 	return (seg.Size + cs - 1) / cs
 }
 
-// fill issues chunks until the window is full. With wait it makes sure the
-// stream holds at least one chunk, waiting for memory if it must; other
-// chunks are fetched ahead only with memory that is free. Called and
-// returns with st.mu held (released while waiting).
+// fillLocked issues chunks until the window is full. With wait it makes
+// sure the stream holds at least one chunk, waiting for memory if it must;
+// other chunks are fetched ahead only with memory that is free, and not
+// before the first chunk of a (re)positioned stream has arrived: its GET
+// then has the link and MinIO to itself, so a cold fetch answers after one
+// GET, not after several sharing the bandwidth. Called and returns with
+// st.mu held (released while waiting).
 func (st *stream) fillLocked(ctx context.Context, wait bool) error {
-	for !st.mu.issueDone && !st.mu.closed {
+	if len(st.mu.items) == 0 && wait && !st.mu.issueDone && !st.mu.closed {
+		seg, k := st.mu.issueSeg, st.mu.issueK
+		charge := min(st.mgr.opts.ChunkBytes, seg.Size-k*st.mgr.opts.ChunkBytes)
+		st.mu.Unlock()
+		err := st.mgr.budget.acquire(ctx, charge, st.mgr.reclaimIdle)
+		st.mu.Lock()
+		if err != nil {
+			return err
+		}
+		if st.mu.closed || len(st.mu.items) > 0 || st.mu.issueSeg.ID != seg.ID || st.mu.issueK != k {
+			st.mgr.budget.release(charge) // moved, filled or closed meanwhile
+		} else {
+			st.mu.aheadAfterHead = true
+			st.issueLocked(charge)
+		}
+	}
+	if st.mu.closed {
+		return errStreamClosed
+	}
+	st.aheadLocked()
+	return nil
+}
+
+// aheadLocked fetches ahead: more chunks while the window and free memory
+// allow. It never waits.
+func (st *stream) aheadLocked() {
+	if st.mu.aheadAfterHead {
+		if len(st.mu.items) == 0 || !st.mu.items[0].processed {
+			return // the head's GET goes first (processLocked calls back)
+		}
+		st.mu.aheadAfterHead = false
+	}
+	for !st.mu.issueDone && !st.mu.closed && len(st.mu.items) > 0 {
 		want := 1
 		if st.prefetch {
 			want = min(st.mu.window, st.mgr.fairShare(), maxWindow)
 		}
 		if len(st.mu.items) >= want {
-			return nil
+			return
 		}
-		seg, k := st.mu.issueSeg, st.mu.issueK
-		charge := min(st.mgr.opts.ChunkBytes, seg.Size-k*st.mgr.opts.ChunkBytes)
-		if len(st.mu.items) == 0 && wait {
-			st.mu.Unlock()
-			err := st.mgr.budget.acquire(ctx, charge, st.mgr.reclaimIdle)
-			st.mu.Lock()
-			if err != nil {
-				return err
-			}
-			if st.mu.closed || st.mu.issueSeg.ID != seg.ID || st.mu.issueK != k {
-				st.mgr.budget.release(charge) // moved or closed meanwhile
-				continue
-			}
-		} else if !st.mgr.budget.tryAcquire(charge) {
-			return nil
+		charge := min(st.mgr.opts.ChunkBytes, st.mu.issueSeg.Size-st.mu.issueK*st.mgr.opts.ChunkBytes)
+		if !st.mgr.budget.tryAcquire(charge) {
+			return
 		}
 		st.issueLocked(charge)
 	}
-	if st.mu.closed {
-		return errStreamClosed
-	}
-	return nil
 }
 
 // issueLocked adds the next chunk to the window: from the cache if it is
@@ -411,6 +432,9 @@ func (st *stream) processLocked() {
 		it.raw, it.cached = nil, nil
 		close(it.ready)
 	}
+	if st.mu.aheadAfterHead && len(st.mu.items) > 0 && st.mu.items[0].processed {
+		st.aheadLocked()
+	}
 }
 
 func entryKey(segID string, k int64) string { return fmt.Sprintf("%s/%d", segID, k) }
@@ -459,7 +483,7 @@ func (st *stream) read(ctx context.Context, offset int64, maxBytes int) (Records
 		st.mu.window *= 2
 	}
 	st.mgr.metrics.bytesRead.Add(float64(r.Size))
-	st.fillLocked(ctx, false) // fetching ahead is best effort
+	st.aheadLocked() // fetching ahead is best effort
 	return r, nil
 }
 
