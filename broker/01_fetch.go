@@ -100,6 +100,7 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchs
 	total := 0
 	var parts []*partition.Partition
 	var remote []pendingRemote
+	var remoteDone chan struct{}
 	for i := 0; i < len(fetch); {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = fetch[i].Topic, fetch[i].TopicID
@@ -170,9 +171,12 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchs
 				// Below the local log start: read from the bucket beside
 				// this goroutine; its budget is held until it answers.
 				budget = max(budget, 1)
+				if remoteDone == nil {
+					remoteDone = make(chan struct{}, len(fetch))
+				}
 				remote = append(remote, pendingRemote{topic: len(resp.Topics), partition: len(st.Partitions), p: p,
 					offset: rp.FetchOffset, reserved: budget,
-					read: b.startRemoteRead(c.tierSession(), deadline, p, rp.FetchOffset, budget)})
+					read: b.startRemoteRead(c.tierSession(), deadline, p, rp.FetchOffset, budget, remoteDone)})
 				total += budget
 				st.Partitions = append(st.Partitions, sp)
 				continue
@@ -197,7 +201,7 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchs
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	total = b.finishRemote(reply, remote, total, deadline)
+	total = b.finishRemote(reply, remote, remoteDone, total, int(req.MinBytes), deadline)
 	return reply, total, parts
 }
 
@@ -211,15 +215,65 @@ type pendingRemote struct {
 	read             *remoteRead
 }
 
-// finishRemote waits for the reply's remote reads until deadline and puts
-// what arrived into the reply; a read that has not finished leaves its
-// partition empty (the client asks again; the read goes on filling the
-// cache). It returns total with the reservations replaced by what was read.
-func (b *Broker) finishRemote(reply *fetchReply, remote []pendingRemote, total int, deadline time.Time) int {
+// finishRemote puts the reply's remote reads into it. It answers with what
+// is ready rather than wait for every GET: first each read either finishes
+// or says it has to wait for the bucket; if that is less than min_bytes (at
+// least one byte), it waits for more of them to finish, until the deadline
+// (max_wait_ms). Reads still waiting then are cancelled — they return
+// nothing and leave their stream where it was, its GETs going on for the
+// next fetch — and whatever finished meanwhile is sent too. It returns total
+// with the reservations replaced by what was read.
+func (b *Broker) finishRemote(reply *fetchReply, remote []pendingRemote, anyDone <-chan struct{}, total, minBytes int, deadline time.Time) int {
+	if len(remote) == 0 {
+		return total
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	expired := false
+	got := total
 	for _, pr := range remote {
+		got -= pr.reserved
+	}
+	for _, pr := range remote {
+		if expired {
+			break
+		}
+		select {
+		case <-pr.read.done:
+		case <-pr.read.waiting:
+		case <-timer.C:
+			expired = true
+		}
+	}
+	ready := func() (n, pending int) {
+		for _, pr := range remote {
+			if !pr.read.finished() {
+				pending++
+			} else if pr.read.err == nil {
+				n += pr.read.recs.Size
+			}
+		}
+		return n, pending
+	}
+	for !expired {
+		n, pending := ready()
+		if got+n >= max(minBytes, 1) || pending == 0 {
+			break
+		}
+		select {
+		case <-anyDone:
+		case <-timer.C:
+			expired = true
+		}
+	}
+	for _, pr := range remote {
+		pr.read.cancel()
+	}
+	for _, pr := range remote {
+		<-pr.read.done
 		sp := &reply.resp.Topics[pr.topic].Partitions[pr.partition]
 		total -= pr.reserved
-		recs, err := pr.read.wait(deadline)
+		recs, err := pr.read.recs, pr.read.err
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 			// Nothing in time; the client asks again.

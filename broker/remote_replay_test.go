@@ -3,7 +3,9 @@ package broker_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -277,4 +279,88 @@ func lastOffsetOf(t *testing.T, b []byte) int64 {
 		b = b[12+int(rb.Length):]
 	}
 	return last
+}
+
+// gatedGets holds GETs of .log objects under prefix until opened.
+type gatedGets struct {
+	remotestore.Storage
+	prefix string
+	open   chan struct{}
+}
+
+func (g *gatedGets) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if strings.HasPrefix(key, g.prefix) && strings.HasSuffix(key, ".log") {
+		select {
+		case <-g.open:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.Storage.Get(ctx, key, off, n)
+}
+
+// TestFetchAnswersWithTheRemoteReadsThatArrived: a Fetch naming two remote
+// partitions, one of whose GETs cannot complete, answers with the other's
+// records (within max_wait_ms, not after it: max_wait here is longer than
+// the test's own deadline) and an empty, error-free set for the slow one,
+// which comes with a later fetch once the bucket answers.
+func TestFetchAnswersWithTheRemoteReadsThatArrived(t *testing.T) {
+	local, err := remotestore.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedGets{Storage: local, prefix: "gated/1/", open: make(chan struct{})}
+	b := testenv.StartBroker(t, broker.Options{Remote: g, Settings: map[string]string{"remote.fetch.chunk.bytes": "65536"}})
+	createTopic(t, b.Addr, "gated", 2, map[string]*string{
+		"remote.storage.enable": strp("true"), "segment.bytes": strp("65536"), "local.retention.bytes": strp("1"),
+	})
+	ctx := testenv.Context(t, 60*time.Second)
+	cl := newClient(t, b.Addr, kgo.DefaultProduceTopic("gated"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.ProducerBatchMaxBytes(8192), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	for i := range 2000 {
+		cl.Produce(ctx, &kgo.Record{Value: []byte(replayValue(i))}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.TieringPass(ctx)
+	if ls := listOffset(t, b.Addr, "gated", -4); ls[0] == 0 || ls[1] == 0 {
+		t.Fatalf("local log starts %v: nothing left the disk", ls)
+	}
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, "gated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(parts ...int32) map[int32]kmsg.FetchResponseTopicPartition {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 120_000, 1, 1<<20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "gated", topics["gated"].ID
+		for _, p := range parts {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = p, 1<<20, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int32]kmsg.FetchResponseTopicPartition{}
+		for _, p := range resp.Topics[0].Partitions {
+			out[p.Partition] = p
+		}
+		return out
+	}
+	got := fetch(0, 1)
+	if p := got[0]; p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+		t.Fatalf("partition 0: error %d, %d bytes", p.ErrorCode, len(p.RecordBatches))
+	}
+	if p := got[1]; p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
+		t.Fatalf("partition 1 (bucket not answering): error %d, %d bytes", p.ErrorCode, len(p.RecordBatches))
+	}
+	close(g.open)
+	if p := fetch(1)[1]; p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+		t.Fatalf("partition 1 after the bucket answered: error %d, %d bytes", p.ErrorCode, len(p.RecordBatches))
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/strata-broker/strata/broker/partition"
@@ -167,52 +168,63 @@ func (b *Broker) TieringPass(ctx context.Context) {
 // Fetch that asked for it: a Fetch naming several remote partitions reads
 // them all at once, and a slow GET holds none of the others.
 type remoteRead struct {
-	done chan struct{}
-	recs tiering.Records
-	err  error
+	done     chan struct{} // closed when recs/err are set
+	waiting  chan struct{} // closed if the read has to wait for the bucket
+	waitOnce sync.Once
+	cancel   context.CancelFunc
+	recs     tiering.Records
+	err      error
 }
 
 // startRemoteRead starts reading a fetch below the local log start from the
 // bucket, on the bounded pool of remote readers (remote.log.reader.threads),
-// within the fetch's deadline. Reads through the connection's session
-// continue each other, so its streams fetch ahead of the consumer.
-func (b *Broker) startRemoteRead(sess *tiering.Session, deadline time.Time, p *partition.Partition, offset int64, maxBytes int) *remoteRead {
-	rr := &remoteRead{done: make(chan struct{})}
+// within the fetch's deadline; finished (may be nil) gets a value when it
+// ends. Reads through the connection's session continue each other, so its
+// streams fetch ahead of the consumer.
+func (b *Broker) startRemoteRead(sess *tiering.Session, deadline time.Time, p *partition.Partition, offset int64, maxBytes int, finished chan<- struct{}) *remoteRead {
+	rr := &remoteRead{done: make(chan struct{}), waiting: make(chan struct{})}
+	ctx, cancel := context.WithDeadline(b.ctx, deadline)
+	rr.cancel = cancel
+	wait := func() { rr.waitOnce.Do(func() { close(rr.waiting) }) }
 	started := b.goBackground(func() {
-		defer close(rr.done)
-		ctx, cancel := context.WithDeadline(b.ctx, deadline)
-		defer cancel()
+		defer func() {
+			cancel()
+			close(rr.done)
+			if finished != nil {
+				finished <- struct{}{}
+			}
+		}()
 		select {
 		case b.remoteReads <- struct{}{}:
-			defer func() { <-b.remoteReads }()
-		case <-ctx.Done():
-			rr.err = ctx.Err()
-			return
+		default:
+			wait() // every reader is busy
+			select {
+			case b.remoteReads <- struct{}{}:
+			case <-ctx.Done():
+				rr.err = ctx.Err()
+				return
+			}
 		}
-		rr.recs, rr.err = p.ReadRemote(ctx, sess, offset, maxBytes)
+		defer func() { <-b.remoteReads }()
+		rr.recs, rr.err = p.ReadRemote(ctx, sess, offset, maxBytes, wait)
 	})
 	if !started {
+		cancel()
 		rr.err = context.Canceled // closing
 		close(rr.done)
+		if finished != nil {
+			finished <- struct{}{}
+		}
 	}
 	return rr
 }
 
-// wait returns the read's outcome, or context.DeadlineExceeded if it has not
-// finished by deadline (it goes on, warming the cache for the next fetch).
-func (rr *remoteRead) wait(deadline time.Time) (tiering.Records, error) {
+func (rr *remoteRead) finished() bool {
 	select {
 	case <-rr.done:
-		return rr.recs, rr.err
+		return true
 	default:
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-rr.done:
-		return rr.recs, rr.err
-	case <-t.C:
-		return tiering.Records{}, context.DeadlineExceeded
+		return false
 	}
 }
 

@@ -233,6 +233,13 @@ func (m *Manager) Partition(topic string, partition int32, log LocalLog) *Partit
 // Store is the object store.
 func (m *Manager) Store() remotestore.Storage { return m.opts.Store }
 
+func (m *Manager) bundleCached(seg RemoteSegment) bool {
+	m.bundleMu.Lock()
+	defer m.bundleMu.Unlock()
+	_, ok := m.bundles[seg.ID]
+	return ok
+}
+
 // bundle returns a segment's decoded index bundle, cached by segment id.
 func (m *Manager) bundle(ctx context.Context, prefix string, seg RemoteSegment) (*Bundle, error) {
 	m.bundleMu.Lock()

@@ -51,7 +51,7 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (Recor
 		return Records{}, err
 	}
 	defer st.close()
-	return st.read(ctx, offset, maxBytes)
+	return st.read(ctx, offset, maxBytes, func() {})
 }
 
 // OffsetForTimestamp finds the first remote batch whose max timestamp is >= ts
@@ -74,7 +74,7 @@ func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (int64, in
 		}
 		defer st.close()
 		for off := max(b.OffsetForTimestamp(seg.BaseOffset, ts), m.LogStartOffset); ; {
-			r, err := st.read(ctx, off, 256<<10)
+			r, err := st.read(ctx, off, 256<<10, func() {})
 			if err != nil {
 				return 0, 0, false, err
 			}

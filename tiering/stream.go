@@ -42,12 +42,23 @@ var ErrClosed = errors.New("tiering: closed")
 // ended continues the partition's stream and its fetches ahead; any other
 // offset repositions it.
 func (s *Session) Read(ctx context.Context, p *Partition, offset int64, maxBytes int) (Records, error) {
+	return s.ReadNotify(ctx, p, offset, maxBytes, nil)
+}
+
+// ReadNotify is Read that calls waiting (once, if at all) when the read
+// must wait for the bucket — a GET, memory for one, the index — before it
+// can return anything, so the caller can decide not to wait for it: a read
+// cancelled through ctx returns nothing and leaves the stream where it was.
+func (s *Session) ReadNotify(ctx context.Context, p *Partition, offset int64, maxBytes int, waiting func()) (Records, error) {
+	if waiting == nil {
+		waiting = func() {}
+	}
 	for range 3 {
 		st, err := s.stream(p)
 		if err != nil {
 			return Records{}, err
 		}
-		r, err := st.read(ctx, offset, maxBytes)
+		r, err := st.read(ctx, offset, maxBytes, waiting)
 		if !errors.Is(err, errStreamClosed) {
 			return r, err
 		}
@@ -226,7 +237,7 @@ func (m *Manager) fairShare() int {
 // position points the stream at offset: the segment that holds it and the
 // batch start to scan from (the segment's start, or its offset index entry
 // at or below offset — the only case that needs the index bundle).
-func (st *stream) position(ctx context.Context, offset int64) error {
+func (st *stream) position(ctx context.Context, offset int64, waiting func()) error {
 	m := st.p.Manifest()
 	seg, ok := m.Find(offset)
 	if !ok {
@@ -234,6 +245,9 @@ func (st *stream) position(ctx context.Context, offset int64) error {
 	}
 	pos := int64(0)
 	if offset > seg.BaseOffset {
+		if !st.mgr.bundleCached(seg) {
+			waiting()
+		}
 		b, err := st.mgr.bundle(ctx, st.p.ms.prefix, seg)
 		if err != nil {
 			return err
@@ -290,15 +304,18 @@ func (st *stream) chunks(seg RemoteSegment) int64 {
 // then has the link and MinIO to itself, so a cold fetch answers after one
 // GET, not after several sharing the bandwidth. Called and returns with
 // st.mu held (released while waiting).
-func (st *stream) fillLocked(ctx context.Context, wait bool) error {
+func (st *stream) fillLocked(ctx context.Context, wait bool, waiting func()) error {
 	if len(st.mu.items) == 0 && wait && !st.mu.issueDone && !st.mu.closed {
 		seg, k := st.mu.issueSeg, st.mu.issueK
 		charge := min(st.mgr.opts.ChunkBytes, seg.Size-k*st.mgr.opts.ChunkBytes)
-		st.mu.Unlock()
-		err := st.mgr.budget.acquire(ctx, charge, st.mgr.reclaimIdle)
-		st.mu.Lock()
-		if err != nil {
-			return err
+		if !st.mgr.budget.tryAcquire(charge) {
+			waiting()
+			st.mu.Unlock()
+			err := st.mgr.budget.acquire(ctx, charge, st.mgr.reclaimIdle)
+			st.mu.Lock()
+			if err != nil {
+				return err
+			}
 		}
 		if st.mu.closed || len(st.mu.items) > 0 || st.mu.issueSeg.ID != seg.ID || st.mu.issueK != k {
 			st.mgr.budget.release(charge) // moved, filled or closed meanwhile
@@ -449,7 +466,7 @@ func (m *Manager) putEntry(e *entry) {
 }
 
 // read is Session.Read on this stream.
-func (st *stream) read(ctx context.Context, offset int64, maxBytes int) (Records, error) {
+func (st *stream) read(ctx context.Context, offset int64, maxBytes int, waiting func()) (Records, error) {
 	st.readMu.Lock()
 	defer st.readMu.Unlock()
 	if _, ok := st.p.Manifest().Find(offset); !ok {
@@ -464,13 +481,13 @@ func (st *stream) read(ctx context.Context, offset int64, maxBytes int) (Records
 	sequential := offset == st.mu.next && st.mu.chainErr == nil
 	st.mu.Unlock()
 	if !sequential {
-		if err := st.position(ctx, offset); err != nil {
+		if err := st.position(ctx, offset, waiting); err != nil {
 			return Records{}, err
 		}
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	r, stalled, err := st.collectLocked(ctx, maxBytes)
+	r, stalled, err := st.collectLocked(ctx, maxBytes, waiting)
 	if err != nil {
 		if !errors.Is(err, errStreamClosed) && ctx.Err() == nil {
 			// The next read starts over: a failed GET is retried, a
@@ -490,11 +507,11 @@ func (st *stream) read(ctx context.Context, offset int64, maxBytes int) (Records
 // collectLocked gathers whole batches from the read position: at least one
 // (waiting for its chunk if need be), then whatever else is already checked,
 // up to maxBytes. stalled reports whether it had to wait.
-func (st *stream) collectLocked(ctx context.Context, maxBytes int) (r Records, stalled bool, err error) {
+func (st *stream) collectLocked(ctx context.Context, maxBytes int, waiting func()) (r Records, stalled bool, err error) {
 	cs := st.mgr.opts.ChunkBytes
 	for {
 		if r.Size == 0 || st.prefetch {
-			if err := st.fillLocked(ctx, r.Size == 0); err != nil {
+			if err := st.fillLocked(ctx, r.Size == 0, waiting); err != nil {
 				return r, stalled, err
 			}
 		}
@@ -507,6 +524,7 @@ func (st *stream) collectLocked(ctx context.Context, maxBytes int) (r Records, s
 				return r, stalled, nil
 			}
 			stalled = true
+			waiting()
 			st.mu.Unlock()
 			select {
 			case <-it.ready:

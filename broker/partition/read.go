@@ -41,8 +41,10 @@ func (p *Partition) IsRemoteOffset(offset int64) bool {
 
 // ReadRemote reads whole batches at offset from the bucket (up to maxBytes,
 // at least one batch), within ctx, as views of cached chunks. Reads through
-// one session continue each other (fetching ahead); a nil session reads once.
-func (p *Partition) ReadRemote(ctx context.Context, s *tiering.Session, offset int64, maxBytes int) (tiering.Records, error) {
+// one session continue each other (fetching ahead); a nil session reads
+// once. waiting (may be nil) is called if the read has to wait for the
+// bucket (tiering.Session.ReadNotify).
+func (p *Partition) ReadRemote(ctx context.Context, s *tiering.Session, offset int64, maxBytes int, waiting func()) (tiering.Records, error) {
 	tp := p.tier.Load()
 	if tp == nil {
 		return tiering.Records{}, ErrOffsetOutOfRange
@@ -50,7 +52,7 @@ func (p *Partition) ReadRemote(ctx context.Context, s *tiering.Session, offset i
 	if s == nil {
 		return tp.Read(ctx, offset, maxBytes)
 	}
-	return s.Read(ctx, tp, offset, maxBytes)
+	return s.ReadNotify(ctx, tp, offset, maxBytes, waiting)
 }
 
 // Special ListOffsets timestamps.
