@@ -132,9 +132,9 @@ type stream struct {
 		window   int
 		// aheadAfterHead: fetch ahead only once items[0] has arrived.
 		aheadAfterHead bool
-		items    []*item // chunks in chain order; items[0] holds the read position
-		ch       chain   // the chain after the last processed item
-		chainErr error   // why the chain broke (later items fail with it)
+		items          []*item // chunks in chain order; items[0] holds the read position
+		ch             chain   // the chain after the last processed item
+		chainErr       error   // why the chain broke (later items fail with it)
 		// The read position: the next batch is at pos of seg; next is the
 		// offset a sequential read asks for; batches ending below skipBelow
 		// are not returned (a read positioned inside a segment).
