@@ -63,8 +63,9 @@ type replayEnv struct {
 	sixteen *replayTopic
 	copyLog *localstore.Log
 	copySeg []localstore.SegmentInfo
-	rdkafka string
-	refs    map[string]refResult // "profile/topic" → best raw reference, same run
+	rdkafka  string
+	minioPid int
+	refs     map[string]refResult // "profile/topic" → best raw reference, same run
 }
 
 type refResult struct {
@@ -72,6 +73,7 @@ type refResult struct {
 	concurrency int
 	getsPerGiB  float64
 	getMs       float64 // one 4 MiB GET, p50, cold object
+	chainCPU    float64 // CPU-s per GB of MinIO + this process
 }
 
 // BenchmarkReplay measures issue 14's workload: a tiered topic with ≥ 1 GiB
@@ -170,6 +172,7 @@ func setupReplay(b *testing.B) *replayEnv {
 	env.mc = testenv.StartMinIO(b)
 	env.mc.CreateBucket(b, replayBucket)
 	env.mc.SetAWSEnv(b)
+	env.minioPid = pidOf(env.mc.DataDir)
 	env.direct = env.mc.URL(replayBucket, "")
 	store, _ := openStore(b, env.direct)
 	mgr, err := tiering.NewManager(tiering.Options{Store: store, Logger: quiet})
@@ -294,6 +297,38 @@ func (p *replayBroker) scrape(b *testing.B) map[string]float64 {
 	return out
 }
 
+// pidOf finds the process whose command line contains needle (MinIO, by
+// its data directory), 0 if none.
+func pidOf(needle string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if raw, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(raw), needle) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// chainCPU is the CPU time used so far by MinIO and this process (the
+// proxy, the raw GET loop or the kgo client), plus the given processes:
+// what one replay costs the whole machine.
+func chainCPU(env *replayEnv, pids ...int) time.Duration {
+	var total time.Duration
+	for _, pid := range append([]int{env.minioPid, os.Getpid()}, pids...) {
+		if pid == 0 {
+			continue
+		}
+		if st, err := testenv.ReadProcStat(pid); err == nil {
+			total += st.CPU
+		}
+	}
+	return total
+}
+
 // peakRSS is VmHWM from /proc/PID/status, bytes.
 func peakRSS(pid int) int64 {
 	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -398,13 +433,15 @@ func benchReference(b *testing.B, env *replayEnv, lk link, prof string, t *repla
 			b.Fatal(err)
 		}
 		before := counts.Snapshot()
+		cpu0 := chainCPU(env)
 		start := time.Now()
 		n, err := rawGets(ctx, store, t.objects, tierChunk, conc)
 		el := time.Since(start)
 		if err != nil || n != t.bytes {
 			b.Fatalf("raw GETs: %d of %d bytes: %v", n, t.bytes, err)
 		}
-		r := refResult{mbps: mbps(n, el), concurrency: conc, getsPerGiB: float64(counts.Snapshot().Sub(before).Get) / (float64(n) / (1 << 30))}
+		r := refResult{mbps: mbps(n, el), concurrency: conc, getsPerGiB: float64(counts.Snapshot().Sub(before).Get) / (float64(n) / (1 << 30)),
+			chainCPU: (chainCPU(env) - cpu0).Seconds() / (float64(n) / 1e9)}
 		b.ReportMetric(r.mbps, fmt.Sprintf("MB/s@%d", conc))
 		if r.mbps > best.mbps {
 			best = r
@@ -415,6 +452,7 @@ func benchReference(b *testing.B, env *replayEnv, lk link, prof string, t *repla
 	b.ReportMetric(best.mbps, "MB/s")
 	b.ReportMetric(float64(best.concurrency), "best-concurrency")
 	b.ReportMetric(best.getsPerGiB, "GET/GiB")
+	b.ReportMetric(best.chainCPU, "chain-CPU-s/GB")
 }
 
 // benchFirstByteRawGET: one ranged GET of the first 4 MiB of distinct
@@ -570,7 +608,7 @@ func benchColdReplay(b *testing.B, env *replayEnv, lk link, prof, client string,
 		b.Skip("rdkafka_performance not built (bench/rdkafka/build.sh)")
 	}
 	var el time.Duration
-	var cpu time.Duration
+	var cpu, chain time.Duration
 	var gets float64
 	var rss, held, cache int64
 	for i := 0; i < b.N; i++ {
@@ -582,16 +620,18 @@ func benchColdReplay(b *testing.B, env *replayEnv, lk link, prof, client string,
 		if err != nil {
 			b.Fatal(err)
 		}
+		chain0 := chainCPU(env, p.Pid())
 		b.StartTimer()
 		start := time.Now()
-		var d time.Duration
+		var d, childCPU time.Duration
 		if client == "kgo" {
 			kgoReplay(b, p.Addr, t)
 			d = time.Since(start)
 		} else {
-			d = rdkafkaReplay(b, env.rdkafka, p.Addr, t)
+			d, childCPU = rdkafkaReplay(b, env.rdkafka, p.Addr, t)
 		}
 		el += d
+		chain += chainCPU(env, p.Pid()) - chain0 + childCPU
 		b.StopTimer()
 		st1, err := p.Stat()
 		if err != nil {
@@ -614,6 +654,7 @@ func benchColdReplay(b *testing.B, env *replayEnv, lk link, prof, client string,
 	b.ReportMetric(mb, "MB/s")
 	b.ReportMetric(gets/(float64(total)/(1<<30)), "GET/GiB")
 	b.ReportMetric(cpu.Seconds()/(float64(total)/1e9), "broker-CPU-s/GB")
+	b.ReportMetric(chain.Seconds()/(float64(total)/1e9), "chain-CPU-s/GB")
 	b.ReportMetric(float64(rss)/(1<<20), "broker-peak-RSS-MiB")
 	b.ReportMetric(float64(held)/(1<<20), "held-max-MiB")
 	b.ReportMetric(float64(cache)/(1<<20), "cache-MiB")
@@ -663,8 +704,9 @@ var rdkConsumed = regexp.MustCompile(`(\d+) messages \((\d+) bytes\) consumed`)
 // rdkafkaReplay runs librdkafka's rdkafka_performance -C over every
 // partition of t from the beginning until it has every record, and returns
 // the wall-clock time of the whole run (start-up and metadata included, as
-// for kgo; its own summary times from the first message).
-func rdkafkaReplay(b *testing.B, bin, addr string, t *replayTopic) time.Duration {
+// for kgo; its own summary times from the first message) and the CPU time
+// it used.
+func rdkafkaReplay(b *testing.B, bin, addr string, t *replayTopic) (wallTime, cpu time.Duration) {
 	args := []string{"-C", "-t", t.name, "-b", addr, "-o", "beginning", "-c", strconv.FormatInt(t.records, 10), "-q"}
 	for p := range t.parts {
 		args = append(args, "-p", strconv.Itoa(p))
@@ -672,7 +714,8 @@ func rdkafkaReplay(b *testing.B, bin, addr string, t *replayTopic) time.Duration
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	out, err := cmd.CombinedOutput()
 	wall := time.Since(start)
 	if err != nil {
 		b.Fatalf("rdkafka_performance: %v\n%s", err, out)
@@ -684,5 +727,5 @@ func rdkafkaReplay(b *testing.B, bin, addr string, t *replayTopic) time.Duration
 	if n, _ := strconv.ParseInt(m[len(m)-1][1], 10, 64); n < t.records {
 		b.Fatalf("rdkafka_performance consumed %d of %d records\n%s", n, t.records, out)
 	}
-	return wall
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
