@@ -56,13 +56,13 @@ type rawObject struct {
 }
 
 type replayEnv struct {
-	mc      *testenv.MinIO
-	direct  string // --remote URL straight to MinIO (seeding)
-	dataDir string // a broker data dir with both topics restored from the bucket
-	one     *replayTopic
-	sixteen *replayTopic
-	copyLog *localstore.Log
-	copySeg []localstore.SegmentInfo
+	mc       *testenv.MinIO
+	direct   string // --remote URL straight to MinIO (seeding)
+	dataDir  string // a broker data dir with both topics restored from the bucket
+	one      *replayTopic
+	sixteen  *replayTopic
+	copyLog  *localstore.Log
+	copySeg  []localstore.SegmentInfo
 	rdkafka  string
 	minioPid int
 	refs     map[string]refResult // "profile/topic" → best raw reference, same run
