@@ -113,7 +113,7 @@ func TestClusterFailoverABA(t *testing.T) {
 		c.WaitForBrokers(3)
 		c.WaitForISR(topic, 0, 2)
 		lp.led.waitTotal(t, lp.led.total()+200, time.Minute, "writes with the old leader back")
-		if log := c.Broker(step.from).Log(); !strings.Contains(log[strings.LastIndex(log, "---- restart ----"):], "follower truncated its log to the leader's") {
+		if !strings.Contains(logSince(c.Broker(step.from).Log(), "---- restart ----"), "follower truncated its log to the leader's") {
 			t.Errorf("broker %d rejoined as follower without truncating its tail", step.from)
 		}
 		order = append(order, step.to)
