@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -186,20 +188,116 @@ func logHas(log []diskBatch, value string) bool {
 	return false
 }
 
-// consulKV is the cluster's Consul KV API over plain HTTP.
+// consulKV is the cluster's Consul KV API over plain HTTP: a view of the
+// committed metadata that no broker's cache stands between, and a way to
+// write garbage under the cluster's prefix.
 type consulKV struct {
 	addr, prefix string
 }
 
+// defaultPrefix is `strata serve`'s --consul-prefix default.
+const defaultPrefix = "strata/default/"
+
 func (k consulKV) url(key string) string { return "http://" + k.addr + "/v1/kv/" + k.prefix + key }
 
-// errNoKey is a key that is not there.
-var errNoKey = errors.New("no such key")
+// kvPair is the part of Consul's GET /v1/kv answer the tests read.
+type kvPair struct {
+	Key         string
+	Value       []byte // base64 in JSON; encoding/json decodes it
+	CreateIndex uint64
+	ModifyIndex uint64
+	Session     string
+}
 
-// strings helper for messages.
+// get reads one key; ok is false when it does not exist.
+func (k consulKV) get(ctx context.Context, key string) (kvPair, bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url(key), nil)
+	if err != nil {
+		return kvPair{}, false, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return kvPair{}, false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return kvPair{}, false, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return kvPair{}, false, fmt.Errorf("consul GET %s: %s %s", key, resp.Status, short(string(b)))
+	}
+	var pairs []kvPair
+	if err := json.NewDecoder(resp.Body).Decode(&pairs); err != nil {
+		return kvPair{}, false, fmt.Errorf("consul GET %s: %w", key, err)
+	}
+	if len(pairs) != 1 {
+		return kvPair{}, false, fmt.Errorf("consul GET %s: %d pairs", key, len(pairs))
+	}
+	return pairs[0], true, nil
+}
+
+// put writes value under key, plainly (no session, no check-and-set), as
+// an operator's `consul kv put` would.
+func (k consulKV) put(ctx context.Context, key string, value []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, k.url(key), bytes.NewReader(value))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != "true" {
+		return fmt.Errorf("consul PUT %s: %s %s", key, resp.Status, short(string(b)))
+	}
+	return nil
+}
+
+// storedPartition is a partition key's document as the coord layout has it.
+type storedPartition struct {
+	Leader         int32   `json:"leader"`
+	LeaderEpoch    int32   `json:"leader_epoch"`
+	PartitionEpoch int32   `json:"partition_epoch"`
+	Replicas       []int32 `json:"replicas"`
+	ISR            []int32 `json:"isr"`
+}
+
+// partition reads the committed state of topic/p.
+func (k consulKV) partition(ctx context.Context, topic string, p int32) (storedPartition, uint64, error) {
+	pair, ok, err := k.get(ctx, fmt.Sprintf("partitions/%s/%d", topic, p))
+	if err != nil {
+		return storedPartition{}, 0, err
+	}
+	if !ok {
+		return storedPartition{}, 0, fmt.Errorf("no partition key for %s-%d", topic, p)
+	}
+	var sp storedPartition
+	if err := json.Unmarshal(pair.Value, &sp); err != nil {
+		return storedPartition{}, 0, fmt.Errorf("partition key of %s-%d: %w", topic, p, err)
+	}
+	return sp, pair.ModifyIndex, nil
+}
+
+// brokerEpoch is broker id's registered epoch (its key's CreateIndex).
+func (k consulKV) brokerEpoch(ctx context.Context, id int32) (int64, error) {
+	pair, ok, err := k.get(ctx, fmt.Sprintf("brokers/%d", id))
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("broker %d is not registered", id)
+	}
+	return int64(pair.CreateIndex), nil
+}
+
+// short keeps messages about bodies short.
 func short(s string) string {
+	s = strings.TrimSpace(s)
 	if len(s) > 200 {
 		return s[:200] + "..."
 	}
-	return strings.TrimSpace(s)
+	return s
 }
