@@ -44,6 +44,7 @@ type brokerSettings struct {
 	replicaFetchMaxBytes    int32  // replica.fetch.max.bytes (per partition)
 	replicaFetchRespMax     int32  // replica.fetch.response.max.bytes
 	replicaFetchWaitMaxMs   int32  // replica.fetch.wait.max.ms
+	fetchSessionSlots       int    // max.incremental.fetch.session.cache.slots (KIP-227, fetch_session.go)
 	uncleanElection         bool   // unclean.leader.election.enable (broker default)
 }
 
@@ -79,6 +80,7 @@ var brokerConfigDefs = []brokerConfigDef{
 	{"replica.fetch.response.max.bytes", "10485760", typeInt, intBetween(1024, 1<<31-1)},
 	{"replica.fetch.wait.max.ms", "500", typeInt, intBetween(1, 1<<31-1)},
 	{"group.lag.metrics", "partition", typeString, oneOf("partition", "group", "off")},
+	{"max.incremental.fetch.session.cache.slots", "1000", typeInt, intBetween(0, 1<<31-1)},
 }
 
 var brokerConfigByName = func() map[string]*brokerConfigDef {
@@ -188,6 +190,7 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.replicaFetchMaxBytes = int32(atoi("replica.fetch.max.bytes"))
 	s.replicaFetchRespMax = int32(atoi("replica.fetch.response.max.bytes"))
 	s.replicaFetchWaitMaxMs = int32(atoi("replica.fetch.wait.max.ms"))
+	s.fetchSessionSlots = int(atoi("max.incremental.fetch.session.cache.slots"))
 	s.uncleanElection = s.raw["unclean.leader.election.enable"] == "true"
 	if 2*s.heartbeatIntervalMs > s.sessionTimeoutMs {
 		return s, fmt.Errorf("config broker.heartbeat.interval.ms %d must be at most half of broker.session.timeout.ms %d", s.heartbeatIntervalMs, s.sessionTimeoutMs)
