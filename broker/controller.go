@@ -101,7 +101,7 @@ func (c *controller) serve(term coord.Term) {
 	b := c.b
 	c.prevBrokers, c.owed = nil, map[partKey]placement.BrokerChanges{}
 	if now, err := b.coord.Brokers(b.ctx); err == nil {
-		c.prevBrokers = withNewcomers(c.baseline(time.Now()), now)
+		c.prevBrokers = termBaseline(c.baseline(time.Now()), now)
 	}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()

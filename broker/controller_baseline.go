@@ -20,9 +20,10 @@ import (
 //
 // So every broker, controller or not, keeps the live sets it observed over
 // the last rejoinWindow, and a new term starts from each broker's
-// registration as it was then. Changes the previous controller did apply
-// are applied again: a rejoined broker leaves an ISR it had already
-// re-joined and catches up again, which costs a moment, not data.
+// registration as it was then, counting only restarts (a new incarnation)
+// as rejoins. Changes the previous controller did apply are applied again:
+// a rejoined broker leaves an ISR it had already re-joined and catches up
+// again, which costs a moment, not data.
 
 // seenBrokers is a live broker set and when this broker saw it.
 type seenBrokers struct {
@@ -73,15 +74,28 @@ func firstSeen(lists []seenBrokers) []coord.BrokerInfo {
 	return out
 }
 
-// withNewcomers adds to a baseline the brokers it lacks, as they are now: a
-// broker registered since the baseline is not a rejoin for a new term. (A
-// broker that was gone is out of every ISR but one it is the last live
-// member of already: elect drops dead members.)
-func withNewcomers(base, now []coord.BrokerInfo) []coord.BrokerInfo {
+// termBaseline is what a new term's first pass compares the live set now
+// with: the baseline, except that a broker counts as rejoined only if it
+// came back as another process (another incarnation: a restart, perhaps
+// with a wiped disk). One that only re-established its session (a long
+// pause, Consul unreachable for longer than the session timeout) has the
+// log it had; taking it out of every ISR would collapse every ISR to one
+// member after a Consul outage, when all sessions are replaced at once. A
+// broker registered since the baseline is not a rejoin either. (A broker
+// that was gone is out of every ISR already, but one it is the last live
+// member of: elect drops dead members.)
+func termBaseline(base, now []coord.BrokerInfo) []coord.BrokerInfo {
 	if base == nil {
 		return nil
 	}
-	out := slices.Clone(base)
+	out := make([]coord.BrokerInfo, 0, len(base)+len(now))
+	for _, b := range base {
+		i := slices.IndexFunc(now, func(x coord.BrokerInfo) bool { return x.NodeID == b.NodeID })
+		if i >= 0 && now[i].Incarnation == b.Incarnation {
+			b = now[i]
+		}
+		out = append(out, b)
+	}
 	for _, b := range now {
 		if !slices.ContainsFunc(base, func(x coord.BrokerInfo) bool { return x.NodeID == b.NodeID }) {
 			out = append(out, b)

@@ -84,15 +84,22 @@ func TestControllerBaseline(t *testing.T) {
 		t.Fatalf("changes inside the window: %+v", changes)
 	}
 
-	// A broker that was not registered in the baseline (it, or this
-	// broker, just started) is not a rejoin for a new term; one that
-	// re-registered is.
-	base = withNewcomers(reg(1, 10), reg(1, 20, 2, 11, 3, 12))
-	changes = placement.ChangedBrokers(base, reg(1, 20, 2, 11, 3, 12))
-	if !slices.Equal(changes.Rejoined, []int32{1}) {
-		t.Fatalf("newcomers taken for rejoins: %+v", changes)
+	// At a term's start a broker that was not registered in the baseline
+	// (it, or this broker, just started) is not a rejoin, nor is one that
+	// only replaced its session (same incarnation, new epoch: a pause, a
+	// Consul outage); one that restarted (new incarnation) is.
+	inc := func(info []coord.BrokerInfo, incs ...string) []coord.BrokerInfo {
+		for i := range info {
+			info[i].Incarnation = incs[i]
+		}
+		return info
 	}
-	if withNewcomers(nil, reg(1, 10)) != nil {
+	base = termBaseline(inc(reg(1, 10, 2, 11), "a", "b"), inc(reg(1, 20, 2, 21, 3, 12), "a", "B", "c"))
+	changes = placement.ChangedBrokers(base, inc(reg(1, 20, 2, 21, 3, 12), "a", "B", "c"))
+	if !slices.Equal(changes.Rejoined, []int32{2}) || len(changes.Gone) != 0 {
+		t.Fatalf("term baseline: %+v, want only broker 2 (restarted) rejoined", changes)
+	}
+	if termBaseline(nil, reg(1, 10)) != nil {
 		t.Fatalf("no baseline became one")
 	}
 }
