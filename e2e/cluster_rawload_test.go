@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -26,7 +27,14 @@ type rawAck struct {
 	epoch     int32 // from metadata at the time of sending
 	base      int64
 	n         int
-	at        time.Time
+	sent, at  time.Time
+}
+
+// rawRefusal is one attempt that was not acknowledged.
+type rawRefusal struct {
+	partition int32
+	sent      time.Time
+	why       string
 }
 
 // rawWriter produces with raw Produce requests, one at a time per
@@ -50,15 +58,14 @@ type rawWriter struct {
 
 	mu struct {
 		sync.Mutex
-		acks   []rawAck
-		errors map[string]int
+		acks    []rawAck
+		refused []rawRefusal
 	}
 }
 
 // startRawWriter starts one writer goroutine per partition.
 func startRawWriter(t *testing.T, c *testenv.Cluster, topic string, partitions int32, acks int16, tag string, every time.Duration) *rawWriter {
 	w := &rawWriter{t: t, pr: newProducerProbe(t, c, acks), topic: topic, partitions: partitions, acks: acks, perReq: 5, every: every, led: newLedger(tag)}
-	w.mu.errors = map[string]int{}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
 	for p := range partitions {
@@ -129,6 +136,7 @@ func (w *rawWriter) run(ctx context.Context, p int32, brokers int) {
 			}
 			first := seq
 			seq += int64(w.perReq)
+			sent := time.Now()
 			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			resp, err := rawProduce(rctx, w.pr, leader, w.topic, p, w.acks, 10*time.Second, values)
 			cancel()
@@ -136,10 +144,10 @@ func (w *rawWriter) run(ctx context.Context, p int32, brokers int) {
 			case ctx.Err() != nil:
 				return
 			case err != nil:
-				w.failed(transportError(err))
+				w.failed(p, sent, transportError(err))
 				leader = -1
 			case resp.ErrorCode != 0:
-				w.failed(kerr.ErrorForCode(resp.ErrorCode).Error())
+				w.failed(p, sent, kerr.ErrorForCode(resp.ErrorCode).Error())
 				leader = -1
 				if resp.CurrentLeader.LeaderID >= 0 {
 					leader, epoch = resp.CurrentLeader.LeaderID, resp.CurrentLeader.LeaderEpoch
@@ -150,7 +158,7 @@ func (w *rawWriter) run(ctx context.Context, p int32, brokers int) {
 					w.led.ack(p, ackRec{value: v, seq: first + int64(i), offset: resp.BaseOffset + int64(i), at: now})
 				}
 				w.mu.Lock()
-				w.mu.acks = append(w.mu.acks, rawAck{partition: p, node: leader, epoch: epoch, base: resp.BaseOffset, n: len(values), at: now})
+				w.mu.acks = append(w.mu.acks, rawAck{partition: p, node: leader, epoch: epoch, base: resp.BaseOffset, n: len(values), sent: sent, at: now})
 				w.mu.Unlock()
 			}
 		}
@@ -162,9 +170,9 @@ func (w *rawWriter) run(ctx context.Context, p int32, brokers int) {
 	}
 }
 
-func (w *rawWriter) failed(why string) {
+func (w *rawWriter) failed(p int32, sent time.Time, why string) {
 	w.mu.Lock()
-	w.mu.errors[why]++
+	w.mu.refused = append(w.mu.refused, rawRefusal{partition: p, sent: sent, why: strings.SplitN(why, ":", 2)[0]})
 	w.mu.Unlock()
 }
 
@@ -180,12 +188,20 @@ func (w *rawWriter) stop() {
 	w.t.Logf("raw writer %s (acks=%d): %d records acknowledged; refusals %v", w.led.tag, w.acks, w.led.total(), w.errorCounts())
 }
 
+// errorCounts counts the refusals by kind.
 func (w *rawWriter) errorCounts() map[string]int {
+	return w.refusedBetween(time.Time{}, time.Now().Add(time.Hour))
+}
+
+// refusedBetween counts by kind the refusals of requests sent in [from, to).
+func (w *rawWriter) refusedBetween(from, to time.Time) map[string]int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := map[string]int{}
-	for k, v := range w.mu.errors {
-		out[k] = v
+	for _, r := range w.mu.refused {
+		if !r.sent.Before(from) && r.sent.Before(to) {
+			out[r.why]++
+		}
 	}
 	return out
 }
@@ -200,7 +216,7 @@ func (w *rawWriter) acked() []rawAck {
 func (w *rawWriter) ackedBetween(from, to time.Time) int {
 	n := 0
 	for _, a := range w.acked() {
-		if !a.at.Before(from) && a.at.Before(to) {
+		if !a.sent.Before(from) && a.sent.Before(to) {
 			n++
 		}
 	}
