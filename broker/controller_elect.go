@@ -79,10 +79,19 @@ func (c *controller) reconcile(term coord.Term) {
 					"leader_epoch", stored.LeaderEpoch, "isr", stored.ISR, "was_leader", pm.Leader, "was_isr", pm.ISR, "unclean", d.Unclean)
 			case errors.Is(err, coord.ErrNotController):
 				return
-			default:
+			case errors.Is(err, coord.ErrConflict):
+				// The state moved under this pass (a leader's ISR change):
+				// decide again on the new state at once.
 				c.owed[k] = owed
 				b.log.Info("controller write refused; retrying", "topic", t.Name, "partition", pm.Partition, "err", err)
 				b.kickController()
+			default:
+				// Consul unreachable, or a partition key it cannot read
+				// (garbage: nothing may be built on a state no one can
+				// read). Retrying at once would spin; the next periodic
+				// pass tries again.
+				c.owed[k] = owed
+				b.log.Warn("controller write failed; retrying on the next pass", "topic", t.Name, "partition", pm.Partition, "err", err)
 			}
 		}
 	}
