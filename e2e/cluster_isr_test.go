@@ -152,13 +152,20 @@ func kcatProduce(t *testing.T, addr, topic, acks, value string) (string, error) 
 
 // TestClusterWipedFollower is fault 8: a follower restarted with an empty
 // data directory rejoins as a follower and is in no ISR until it has caught
-// up (KIP-903). A backlog of about 24 MB and small replica fetches
-// (replica.fetch.max.bytes 8 KiB) make the catch-up last long enough to
-// watch: the committed ISR (read from Consul) is sampled, then the wiped
-// broker's partition size (DescribeLogDirs to it); whenever the ISR held
-// it, its log must already have been the leader's whole backlog. The first
-// wipe is the controller's (so the election of a new controller and the
-// rejoin happen together), the second a plain follower's.
+// up (KIP-903). A backlog of about 24 MB (8 MB per partition) and small
+// replica fetches (replica.fetch.max.bytes 8 KiB) make the catch-up last
+// long enough to watch: the committed ISR (read from Consul) is sampled,
+// then the wiped broker's size of the partition (DescribeLogDirs sent to
+// it; a follower's log is the leader's bytes, so its size stands for its
+// log end offset). The old incarnation may still be listed for the moment
+// between the new one's registration and the controller's reaction (the
+// registration is the broker's own write); from its removal on, the broker
+// must not be listed again before its log is the leader's whole backlog,
+// and the removal must come before that. The first wipe is the
+// controller's (the election of a new controller and the rejoin happen
+// together), the second a plain follower's. Every acknowledged record is
+// still there at the end (the wiped brokers also led partitions: their
+// leaderships must move, not be resumed on an empty log).
 func TestClusterWipedFollower(t *testing.T) {
 	c := startFaultCluster(t, testenv.ClusterOptions{}, "replica.fetch.max.bytes=8192", "replica.fetch.response.max.bytes=8192")
 	const topic, parts = "wiped", 3
