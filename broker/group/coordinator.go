@@ -112,7 +112,10 @@ type Coordinator struct {
 		partitions map[int32]*ownedPartition
 		// epochs is the newest leader epoch seen per partition, by
 		// Elected or Resigned, so a stale event is ignored.
-		epochs        map[int32]int32
+		epochs map[int32]int32
+		// txnGroups indexes the groups with pending transactional
+		// offsets by producer id (txn_offsets.go).
+		txnGroups     map[int64]map[string]struct{}
 		loadQueue     []*ownedPartition
 		loaderRunning bool
 		expiry        clock.Timer
@@ -131,6 +134,7 @@ func New(opts Options) (*Coordinator, error) {
 	c.mu.groups = map[string]*group{}
 	c.mu.partitions = map[int32]*ownedPartition{}
 	c.mu.epochs = map[int32]int32{}
+	c.mu.txnGroups = map[int64]map[string]struct{}{}
 	if opts.Registerer != nil && opts.LagMetrics != LagOff {
 		if err := opts.Registerer.Register(newLagCollector(c)); err != nil {
 			return nil, fmt.Errorf("group: register metrics: %w", err)
@@ -338,8 +342,14 @@ func (c *Coordinator) anyLoading() bool {
 // partition and returns once they are committed (the caller holds g.mu, so
 // a group's records land in the order its state changed).
 func (c *Coordinator) appendRecords(g *group, recs []groupRecord) error {
+	_, err := c.appendRecordsAt(g, recs)
+	return err
+}
+
+// appendRecordsAt is appendRecords returning the first record's offset.
+func (c *Coordinator) appendRecordsAt(g *group, recs []groupRecord) (int64, error) {
 	if len(recs) == 0 {
-		return nil
+		return -1, nil
 	}
 	return g.owner.log.Append(c.ctx, buildGroupBatch(recs, c.now().UnixMilli()))
 }

@@ -46,7 +46,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 		offsetTombstone("gone", "t", 0),
 	}, 1000)
 	l := &memLog{}
-	if err := l.Append(ctx, batch); err != nil {
+	if _, err := l.Append(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 	r := newGroupReplay()
