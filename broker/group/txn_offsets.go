@@ -275,8 +275,11 @@ func (c *Coordinator) indexTxnLocked(producerID int64, id string) {
 
 // hasPendingTxn reports whether a transactional commit for the partition is
 // waiting for its marker (Kafka's hasPendingOffsetCommitsForTopicPartition).
-// Caller holds g.mu.
+// Caller holds g.mu; a nil group (unknown) has none.
 func (g *group) hasPendingTxn(topic string, partition int32) bool {
+	if g == nil {
+		return false
+	}
 	for _, pend := range g.mu.pendingTxn {
 		if _, ok := pend[topicPartition{topic, partition}]; ok {
 			return true
