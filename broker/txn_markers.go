@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/broker/partition"
 	"github.com/strata-broker/strata/broker/txn"
+	"github.com/strata-broker/strata/coord"
 )
 
 // Marker jobs: once a transaction's PrepareCommit or PrepareAbort is
@@ -110,6 +112,10 @@ func (h *txnHost) sendMarkers(m partition.Marker, tps []txn.TopicPartition) map[
 	for _, tp := range tps {
 		t := b.topics.get(tp.Topic)
 		switch {
+		case t == nil && !h.topicGone(tp.Topic):
+			// Not in this broker's view yet (still loading at start, or
+			// created moments ago elsewhere): retry.
+			out[tp] = kerr.UnknownTopicOrPartition
 		case t == nil, tp.Partition < 0 || tp.Partition >= t.count():
 			out[tp] = nil // deleted: nobody can read it, as Kafka skips it
 		case t.meta.Partitions[tp.Partition].Leader < 0:
@@ -220,6 +226,14 @@ func (b *Broker) writeMarkersLocal(ctx context.Context, m partition.Marker, tps 
 	}
 	wg.Wait()
 	return out
+}
+
+// topicGone asks coord (the source of truth, not this broker's view of it)
+// whether a topic no longer exists. Only marker jobs ask, for a topic the
+// registry does not know.
+func (h *txnHost) topicGone(name string) bool {
+	_, err := h.b.coord.Topic(h.b.ctx, name)
+	return errors.Is(err, coord.ErrUnknownTopic)
 }
 
 // kerrOrNil turns an error code into a *kerr.Error, nil for 0.
