@@ -18,7 +18,12 @@ import (
 // checks length, CRC-32C, header sanity, the records themselves and
 // timestamps (KIP-937), then assigns offsets and appends the client's bytes
 // unchanged (compression kept as-is). message.timestamp.type=LogAppendTime
-// stamps the broker clock. Idempotent batches pass the sequence checks; a
+// stamps the broker clock. On a compacted topic every record needs a key. A
+// batch with bad records is refused whole — INVALID_RECORD, or
+// INVALID_TIMESTAMP if a timestamp was out of range — and from v8 on
+// (KIP-467) RecordErrors names each bad record by its index in the batch,
+// with ErrorMessage for the partition, so a client fails those records rather
+// than retry the batch. Idempotent batches pass the sequence checks; a
 // duplicate gets its original offset back.
 //
 // Transactional batches (KIP-98) are accepted from a request with a
@@ -56,6 +61,9 @@ func handleProduce(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 					sp.ErrorMessage = &msg
 				}
 				sp.BaseOffset = -1
+				if h.version >= 8 {
+					sp.ErrorRecords = recordErrorsFor(res.RecordErrors)
+				}
 			} else {
 				sp.BaseOffset = res.BaseOffset
 			}
@@ -111,6 +119,20 @@ func (b *Broker) producePartition(topicName string, idx int32, records []byte, a
 		b.metrics.rejectedBatches.WithLabelValues(res.Reason).Inc()
 	}
 	return res
+}
+
+// recordErrorsFor is KIP-467's RecordErrors: the index of each record that
+// made the batch invalid, with why.
+func recordErrorsFor(errs []partition.RecordError) []kmsg.ProduceResponseTopicPartitionErrorRecord {
+	if len(errs) == 0 {
+		return nil
+	}
+	out := make([]kmsg.ProduceResponseTopicPartitionErrorRecord, len(errs))
+	for i := range errs {
+		out[i].RelativeOffset = errs[i].Index
+		out[i].ErrorMessage = &errs[i].Message
+	}
+	return out
 }
 
 // rejectionReasons are the strata_rejected_batches_total labels: bad input

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/fetchsession"
 	"github.com/strata-broker/strata/broker/partition"
 	"github.com/strata-broker/strata/tiering"
 )
@@ -22,37 +23,37 @@ import (
 // Record bytes go from the segment file to the socket with sendfile
 // (fetch_reply.go).
 //
-// Fetch sessions (KIP-227): we never create one. A request asking for a new
-// session (id 0, epoch 0) gets session id 0 back, which tells the client to
-// keep sending full fetches; a request naming a session id we never gave gets
-// FETCH_SESSION_ID_NOT_FOUND, so the client resets.
-//
+// Fetch sessions (KIP-227, v7+): fetchsession decides from the session id
+// and epoch whether the request is sessionless (epoch -1: FINAL_EPOCH, also
+// closing the named session — kafka-go's Client.Fetch sends id -1, epoch
+// -1), full (epoch 0: a session is created when the response is built, if
+// max.incremental.fetch.session.cache.slots allows), or incremental (the
+// session's partitions are read; the response carries only those with
+// records, errors or moved offsets); session errors are
+// FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH and
+// FETCH_SESSION_TOPIC_ID_ERROR, with no partitions (fetch_session.go).
 // isolation_level=read_committed (KIP-98) reads only below the last stable
 // offset and lists the aborted transactions of the records returned
-// (fetch_txn.go); every response carries the last stable offset. v13+ names topics by id.
-// v9+ checks current_leader_epoch (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+// (fetch_txn.go); every response carries the last stable offset.
+// v13+ names topics by id. v9+ checks current_leader_epoch
+// (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
 func init() { register(kmsg.Fetch, 4, 16, handleFetch) }
 
 func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	req := kreq.(*kmsg.FetchRequest)
 	b := c.b
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	if h.version >= 7 {
-		switch {
-		case req.SessionID != 0:
-			resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-			return resp, nil
-		case req.SessionEpoch != 0 && req.SessionEpoch != -1:
-			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
-			return resp, nil
-		}
-	}
 	maxBytes := int(req.MaxBytes)
 	if h.version < 3 || maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
 	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	fol := b.followerOf(h.version, req)
+	fc := b.fetchContext(h.version, req, fol != nil)
+	if fc.Kind == fetchsession.Failed {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = fc.Err.Code
+		return resp, nil
+	}
 	var waiter *partition.Waiter
 	var parked []*partition.Partition
 	defer func() {
@@ -61,10 +62,11 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		}
 	}()
 	for {
-		reply, total, parts := b.readFetch(h.version, req, maxBytes, deadline, fol)
+		reply, total, parts := b.readFetch(h.version, req, fc.Partitions, maxBytes, deadline, fol)
 		done := total >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || reply.hasError || b.ctx.Err() != nil
 		remaining := time.Until(deadline)
 		if done || remaining <= 0 {
+			b.finishFetch(fc, reply)
 			return reply, nil
 		}
 		// Park on every requested partition, then look once more: an append
@@ -89,22 +91,26 @@ func handleFetch(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	}
 }
 
-// readFetch reads every requested partition once and builds the reply.
-func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, maxBytes int, deadline time.Time, fol *fetchingFollower) (*fetchReply, int, []*partition.Partition) {
+// readFetch reads every partition of fetch once, in order, and builds the
+// reply: the request's partitions, or an incremental fetch's session
+// partitions (fetchsession). Each run of partitions of one topic is one
+// response topic.
+func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchsession.Partition, maxBytes int, deadline time.Time, fol *fetchingFollower) (*fetchReply, int, []*partition.Partition) {
 	reply := &fetchReply{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	resp := reply.resp
 	total := 0
 	var parts []*partition.Partition
-	for _, rt := range req.Topics {
+	for i := 0; i < len(fetch); {
 		st := kmsg.NewFetchResponseTopic()
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Topic, st.TopicID = fetch[i].Topic, fetch[i].TopicID
 		var t *topic
 		if version >= 13 {
-			t = b.topics.getByID(rt.TopicID)
+			t = b.topics.getByID(st.TopicID)
 		} else {
-			t = b.topics.get(rt.Topic)
+			t = b.topics.get(st.Topic)
 		}
-		for _, rp := range rt.Partitions {
+		for ; i < len(fetch) && fetch[i].Topic == st.Topic && fetch[i].TopicID == st.TopicID; i++ {
+			rp := fetch[i].RequestPartition()
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			// Never null: kmsg would encode nil as length -1, which

@@ -115,6 +115,7 @@ func handleCreateTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 				fail(kerr.InvalidConfig, "%v", err)
 				break
 			}
+			warnDeprecatedConfigs(c.log, rt.Topic, configs)
 			if bad := badAssignment(rt.ReplicaAssignment, brokers); bad != "" {
 				fail(kerr.InvalidReplicaAssignment, "%s", bad)
 				break

@@ -68,6 +68,9 @@ func (b *Broker) applyTopicConfigs(rt kmsg.ConfigResourceType, name string, vali
 		if err := validateTopicConfigs(next); err != nil {
 			return kerr.InvalidConfig, err.Error()
 		}
+		if _, was := cur["message.format.version"]; !was {
+			warnDeprecatedConfigs(b.log, name, next)
+		}
 		if t.cfg.remoteStorage && next["remote.storage.enable"] != "true" && next["remote.log.delete.on.disable"] != "true" {
 			// KIP-950 (Kafka 3.9): turning tiered storage off deletes the
 			// remote data, so it must be asked for explicitly.

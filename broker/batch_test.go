@@ -10,7 +10,8 @@ import (
 // batchSpec describes a RecordBatch v2 built by hand for raw-protocol tests.
 type batchSpec struct {
 	values        [][]byte
-	timestamp     int64 // first record's timestamp
+	keys          [][]byte // keys[i] is record i's key; nil (or short) = a null key
+	timestamp     int64    // first record's timestamp
 	producerID    int64
 	producerEpoch int16
 	baseSequence  int32
@@ -29,6 +30,9 @@ func makeBatch(s batchSpec) []byte {
 		r := kmsg.NewRecord()
 		r.OffsetDelta = int32(i)
 		r.Value = v
+		if i < len(s.keys) {
+			r.Key = s.keys[i]
+		}
 		r.Length = int32(len(r.AppendTo(nil)) - 1) // everything after the 1-byte varint 0
 		body := r.AppendTo(nil)
 		recs = append(recs, body...)

@@ -56,6 +56,16 @@ func seedFrames() [][]byte {
 	fr.MaxBytes = 1 << 20
 	fr.Topics = []kmsg.FetchRequestTopic{{Topic: "fuzz", Partitions: []kmsg.FetchRequestTopicPartition{{PartitionMaxBytes: 1 << 20}}}}
 	add(fr, 11)
+	// KIP-227 paths: a new session, an incremental fetch with a forgotten
+	// partition, by topic id.
+	fs := kmsg.NewPtrFetchRequest()
+	fs.SessionEpoch = 0
+	fs.Topics = []kmsg.FetchRequestTopic{{TopicID: [16]byte{1}, Partitions: []kmsg.FetchRequestTopicPartition{{PartitionMaxBytes: 1 << 20}}}}
+	add(fs, 13)
+	fi := kmsg.NewPtrFetchRequest()
+	fi.SessionID, fi.SessionEpoch = 1, 1
+	fi.ForgottenTopics = []kmsg.FetchRequestForgottenTopic{{Topic: "fuzz", Partitions: []int32{0}}}
+	add(fi, 12)
 	lo := kmsg.NewPtrListOffsetsRequest()
 	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "fuzz", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Timestamp: -1}}}}
 	add(lo, 7)

@@ -65,7 +65,7 @@ func (b *Broker) CleanLogs(ctx context.Context) error {
 			case res.Cleaned:
 				b.log.Info("log cleaner pass", "topic", p.Topic, "partition", p.Index, "reason", res.Plan.Reason,
 					"cleaned_up_to", res.CleanedUpTo, "bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter,
-					"records_removed", res.RecordsRemoved, "tombstones_removed", res.TombstonesRemoved)
+					"records_removed", res.RecordsRemoved, "tombstones_removed", res.TombstonesRemoved, "keyless_kept", res.KeylessRecords)
 			}
 		}
 	}

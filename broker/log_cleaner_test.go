@@ -2,11 +2,13 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/broker"
@@ -94,4 +96,60 @@ func consumeToEnd(t *testing.T, ctx context.Context, addr, topic string) []*kgo.
 		out = append(out, fs.Records()...)
 	}
 	return out
+}
+
+// Records without a key written while a topic was cleanup.policy=delete stay
+// readable after it becomes compacted and is cleaned (Strata keeps what
+// nothing supersedes; Kafka's cleaner would drop them), while new keyless
+// records are refused and keyed ones are compacted as usual.
+func TestLogCleanerKeepsKeylessRecordsFromBeforeCompaction(t *testing.T) {
+	b := testenv.StartBroker(t, broker.Options{})
+	str := func(s string) *string { return &s }
+	createTopic(t, b.Addr, "was-delete", 1, map[string]*string{"segment.bytes": str("2048")})
+	ctx := testenv.Context(t, 60*time.Second)
+	cl := newClient(t, b.Addr, kgo.DefaultProduceTopic("was-delete"))
+	const updates = 600
+	keyless := map[string]bool{}
+	for i := 0; i < updates; i += 20 {
+		var recs []*kgo.Record
+		for j := i; j < i+20; j++ {
+			if j%10 == 0 {
+				v := fmt.Sprintf("keyless-%d", j)
+				keyless[v] = true
+				recs = append(recs, &kgo.Record{Value: []byte(v)})
+				continue
+			}
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("key-%d", j%4)), Value: []byte(fmt.Sprintf("value-%d", j))})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(cl)
+	rs, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "cleanup.policy", Value: str("compact")}}, "was-delete")
+	if err != nil || rs[0].Err != nil {
+		t.Fatalf("alter to compact: %v %v", err, rs)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("late keyless")}).FirstErr(); !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("keyless record after the switch: %v, want INVALID_RECORD", err)
+	}
+	if err := b.Broker.CleanLogs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := consumeToEnd(t, ctx, b.Addr, "was-delete")
+	seen := 0
+	for _, r := range got {
+		if r.Key == nil {
+			if !keyless[string(r.Value)] {
+				t.Fatalf("unexpected keyless record %q", r.Value)
+			}
+			seen++
+		}
+	}
+	if seen != len(keyless) {
+		t.Fatalf("%d of %d keyless records survived cleaning", seen, len(keyless))
+	}
+	if len(got) >= updates-updates/5 {
+		t.Fatalf("%d of %d records remain: keyed records were not compacted", len(got), updates)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/fetchsession"
 )
 
 // metrics are the broker's Prometheus series. Each broker has its own
@@ -30,6 +32,10 @@ type metrics struct {
 	isrChanges          *prometheus.CounterVec
 	replicaFetchErrors  prometheus.Counter
 	leaderElections     prometheus.Counter
+
+	// fetchSessionRequests counts fetches by session kind (fetch_session.go),
+	// resolved once so the hot path does no label lookup.
+	fetchSessionRequests [fetchsession.Failed + 1]prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -50,6 +56,11 @@ func newMetrics() *metrics {
 	m.replicaFetchErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_replica_fetch_errors_total", Help: "Failed replica fetch round trips to leaders."})
 	m.leaderElections = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_controller_partition_changes_total", Help: "Partition leader/ISR changes this broker wrote as controller."})
 	m.reg.MustRegister(m.replicationBytesOut, m.replicationBytesIn, m.isrChanges, m.replicaFetchErrors, m.leaderElections)
+	fetchKinds := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_fetch_session_requests_total", Help: "Fetch requests by KIP-227 session kind: sessionless, full, incremental, error."}, []string{"kind"})
+	for k := range m.fetchSessionRequests {
+		m.fetchSessionRequests[k] = fetchKinds.WithLabelValues(fetchsession.Kind(k).String())
+	}
+	m.reg.MustRegister(fetchKinds)
 	m.reg.MustRegister(m.connections, m.requests, m.requestSeconds, m.bytesIn, m.bytesOut, m.recordsIn, m.rejectedBatches, m.duplicateBatches,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
@@ -66,6 +77,20 @@ func (m *metrics) observeRequest(key int16, d time.Duration, failed bool) {
 	}
 	m.requests.WithLabelValues(name, outcome).Inc()
 	m.requestSeconds.WithLabelValues(name).Observe(d.Seconds())
+}
+
+// watchFetchSessions reports the fetch session cache at scrape time:
+// Kafka's NumIncrementalFetchSessions, NumIncrementalFetchPartitionsCached
+// and IncrementalFetchSessionEvictionsPerSec (as a total).
+func (m *metrics) watchFetchSessions(c *fetchsession.Cache) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_fetch_sessions", Help: "Incremental fetch sessions cached (KIP-227)."},
+			func() float64 { return float64(c.Stats().Sessions) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_fetch_session_partitions", Help: "Partitions held by all cached fetch sessions."},
+			func() float64 { return float64(c.Stats().Partitions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_fetch_session_evictions_total", Help: "Fetch sessions evicted to make room for new ones."},
+			func() float64 { return float64(c.Stats().Evictions) }),
+	)
 }
 
 // partitionCollector reports per-partition log gauges at scrape time, so the

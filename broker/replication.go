@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/fetchsession"
 	"github.com/strata-broker/strata/broker/partition"
 	"github.com/strata-broker/strata/broker/peer"
 	"github.com/strata-broker/strata/broker/replica"
@@ -151,6 +152,9 @@ type fetcher struct {
 	parts map[*partition.Partition]*followState
 
 	conn *peer.Conn // owned by the run goroutine
+	// session is the fetch session with the leader (KIP-227), owned by the
+	// run goroutine; a new connection starts it over.
+	session fetchsession.Handler
 }
 
 func (f *fetcher) add(fs *followState) {
@@ -270,6 +274,7 @@ func (f *fetcher) connect() error {
 		return err
 	}
 	f.conn = c
+	f.session.Reset()
 	return nil
 }
 
@@ -386,7 +391,14 @@ func (f *fetcher) truncate(fs *followState, t replica.Truncation) {
 	}
 }
 
-// fetch sends one replica Fetch for parts and applies the answer.
+// fetch sends one replica Fetch for parts and applies the answer. The
+// request goes through the fetch session with the leader (KIP-227, Kafka's
+// FetchSessionHandler): the first is full and opens the session; later ones
+// name only partitions whose fetch position changed or that are new, and
+// forget those no longer fetched (backing off, being reconciled, moved to
+// another leader), while the leader reads every partition of the session
+// and answers only those with news. A session error starts it over with a
+// full fetch in the next round.
 func (f *fetcher) fetch(parts []*followState) error {
 	b := f.m.b
 	req := kmsg.NewPtrFetchRequest()
@@ -397,38 +409,72 @@ func (f *fetcher) fetch(parts []*followState) error {
 	req.MaxWaitMillis = b.settings.replicaFetchWaitMaxMs
 	req.MinBytes = 1
 	req.MaxBytes = b.settings.replicaFetchRespMax
-	req.SessionID, req.SessionEpoch = 0, -1 // sessionless full fetches
-	byTopic := map[[16]byte]int{}
+	want := make([]fetchsession.Partition, 0, len(parts))
+	names := map[[16]byte]string{}
 	sent := map[[16]byte]map[int32]*followState{}
 	for _, fs := range parts {
-		i, ok := byTopic[fs.topicID]
-		if !ok {
-			rt := kmsg.NewFetchRequestTopic()
-			rt.Topic, rt.TopicID = fs.p.Topic, fs.topicID
-			req.Topics = append(req.Topics, rt)
-			i = len(req.Topics) - 1
-			byTopic[fs.topicID] = i
+		want = append(want, fetchsession.Partition{
+			Key: fetchsession.Key{TopicID: fs.topicID, Partition: fs.p.Index},
+			Params: fetchsession.Params{FetchOffset: fs.p.LogEndOffset(), LogStartOffset: fs.p.LocalLogStartOffset(),
+				MaxBytes: b.settings.replicaFetchMaxBytes, CurrentLeaderEpoch: fs.epoch, LastFetchedEpoch: fs.p.LatestEpoch()},
+		})
+		names[fs.topicID] = fs.p.Topic
+		if sent[fs.topicID] == nil {
 			sent[fs.topicID] = map[int32]*followState{}
 		}
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition = fs.p.Index
-		rp.CurrentLeaderEpoch = fs.epoch
-		rp.FetchOffset = fs.p.LogEndOffset()
-		rp.LastFetchedEpoch = fs.p.LatestEpoch()
-		rp.LogStartOffset = fs.p.LocalLogStartOffset()
-		rp.PartitionMaxBytes = b.settings.replicaFetchMaxBytes
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 		sent[fs.topicID][fs.p.Index] = fs
+	}
+	bld := f.session.Build(want)
+	req.SessionID, req.SessionEpoch = bld.SessionID, bld.Epoch
+	byTopic := map[[16]byte]int{}
+	for _, wp := range bld.Partitions {
+		i, ok := byTopic[wp.TopicID]
+		if !ok {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.TopicID = names[wp.TopicID], wp.TopicID
+			req.Topics = append(req.Topics, rt)
+			i = len(req.Topics) - 1
+			byTopic[wp.TopicID] = i
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = wp.Partition
+		rp.CurrentLeaderEpoch = wp.CurrentLeaderEpoch
+		rp.FetchOffset = wp.FetchOffset
+		rp.LastFetchedEpoch = wp.LastFetchedEpoch
+		rp.LogStartOffset = wp.LogStartOffset
+		rp.PartitionMaxBytes = wp.MaxBytes
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+	}
+	forgotten := map[[16]byte]int{}
+	for _, k := range bld.Forgotten {
+		i, ok := forgotten[k.TopicID]
+		if !ok {
+			ft := kmsg.NewFetchRequestForgottenTopic()
+			ft.TopicID = k.TopicID
+			req.ForgottenTopics = append(req.ForgottenTopics, ft)
+			i = len(req.ForgottenTopics) - 1
+			forgotten[k.TopicID] = i
+		}
+		req.ForgottenTopics[i].Partitions = append(req.ForgottenTopics[i].Partitions, k.Partition)
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, time.Duration(req.MaxWaitMillis)*time.Millisecond+30*time.Second)
 	defer cancel()
-	kresp, err := f.conn.Do(ctx, req)
+	// The response's record bytes alias the connection's buffer until the
+	// next request, by which time apply has appended them.
+	kresp, err := f.conn.DoReuse(ctx, req)
 	if err != nil {
+		f.session.Reset()
 		return err
 	}
 	resp := kresp.(*kmsg.FetchResponse)
-	if resp.ErrorCode != 0 {
-		return fmt.Errorf("replica fetch from %d: %w", f.leader, kerr.ErrorForCode(resp.ErrorCode))
+	if !f.session.Handle(bld, resp.ErrorCode, resp.SessionID) {
+		switch err := kerr.ErrorForCode(resp.ErrorCode); {
+		case errors.Is(err, kerr.FetchSessionIDNotFound), errors.Is(err, kerr.InvalidFetchSessionEpoch), errors.Is(err, kerr.FetchSessionTopicIDError):
+			b.log.Info("replica fetch session reset; next fetch is a full one", "leader", f.leader, "session", bld.SessionID, "epoch", bld.Epoch, "err", err)
+			return nil
+		default:
+			return fmt.Errorf("replica fetch from %d: %w", f.leader, err)
+		}
 	}
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/broker/clock"
+	"github.com/strata-broker/strata/broker/fetchsession"
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/coord"
 	"github.com/strata-broker/strata/remotestore"
@@ -123,6 +124,10 @@ type Broker struct {
 	ctrl     *controller // controller.go
 	fwd      forwarder   // forward.go
 
+	// fetchSessions are the KIP-227 incremental fetch sessions
+	// (fetch_session.go).
+	fetchSessions *fetchsession.Cache
+
 	// tier is nil unless Options.Remote is set.
 	tier *tiering.Manager
 	// remoteReads bounds concurrent fetches served from remote storage.
@@ -149,6 +154,11 @@ func New(opts Options) (_ *Broker, err error) {
 		conns:    map[*conn]struct{}{},
 		metrics:  newMetrics(),
 	}
+	warnDeprecatedSettings(b.log, settings)
+	if b.fetchSessions, err = fetchsession.New(fetchsession.Options{MaxSessions: settings.fetchSessionSlots}); err != nil {
+		return nil, err
+	}
+	b.metrics.watchFetchSessions(b.fetchSessions)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	// undo runs, newest first, when a later step fails.
 	var undo []func()

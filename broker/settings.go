@@ -44,6 +44,7 @@ type brokerSettings struct {
 	replicaFetchMaxBytes    int32  // replica.fetch.max.bytes (per partition)
 	replicaFetchRespMax     int32  // replica.fetch.response.max.bytes
 	replicaFetchWaitMaxMs   int32  // replica.fetch.wait.max.ms
+	fetchSessionSlots       int    // max.incremental.fetch.session.cache.slots (KIP-227, fetch_session.go)
 	uncleanElection         bool   // unclean.leader.election.enable (broker default)
 
 	// transaction coordinator (txn_*.go)
@@ -97,6 +98,7 @@ var brokerConfigDefs = []brokerConfigDef{
 	{"transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", typeInt, intBetween(1, 1<<31-1)},
 	{"transaction.remove.expired.transaction.cleanup.interval.ms", "3600000", typeInt, intBetween(1, 1<<31-1)},
 	{"transaction.state.log.segment.bytes", "104857600", typeInt, intBetween(1<<20, 1<<31-1)},
+	{"max.incremental.fetch.session.cache.slots", "1000", typeInt, intBetween(0, 1<<31-1)},
 }
 
 var brokerConfigByName = func() map[string]*brokerConfigDef {
@@ -205,6 +207,7 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.replicaFetchMaxBytes = int32(atoi("replica.fetch.max.bytes"))
 	s.replicaFetchRespMax = int32(atoi("replica.fetch.response.max.bytes"))
 	s.replicaFetchWaitMaxMs = int32(atoi("replica.fetch.wait.max.ms"))
+	s.fetchSessionSlots = int(atoi("max.incremental.fetch.session.cache.slots"))
 	s.uncleanElection = s.raw["unclean.leader.election.enable"] == "true"
 	s.txnMaxTimeoutMs = atoi("transaction.max.timeout.ms")
 	s.txnIDExpirationMs = atoi("transactional.id.expiration.ms")

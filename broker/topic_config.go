@@ -118,6 +118,7 @@ var topicConfigDefs = []topicConfigDef{
 	{"local.retention.ms", "log.local.retention.ms", "-2", typeLong, longAtLeast(-2), "local time retention for tiered topics (-2: retention.ms)"},
 	{"max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", maxLong, typeLong, longAtLeast(1), "longest a record may stay uncompacted"},
 	{"max.message.bytes", "message.max.bytes", "1048588", typeInt, intBetween(0, math.MaxInt32), "largest record batch accepted"},
+	{"message.format.version", "log.message.format.version", messageFormatDefault, typeString, messageFormatVersion, "[deprecated] accepted for record format v2 (0.11.0 and later) and ignored: Strata stores only record batch v2"},
 	{"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", "3600000", typeLong, longAtLeast(0), "how far ahead of the broker's clock a CreateTime may be (KIP-937)"},
 	{"message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", maxLong, typeLong, longAtLeast(0), "how far behind the broker's clock a CreateTime may be (KIP-937)"},
 	{"message.timestamp.type", "log.message.timestamp.type", "CreateTime", typeString, oneOf("CreateTime", "LogAppendTime"), "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's"},
@@ -252,6 +253,7 @@ func (b *Broker) resolveTopicConfig(overrides map[string]string) *topicConfig {
 		TimestampBeforeMax: tc.timestampBeforeMax,
 		TimestampAfterMax:  tc.timestampAfterMax,
 		MinInsyncReplicas:  tc.minInsyncReplicas,
+		Compacted:          tc.compact,
 		Store:              store,
 	}
 	return tc

@@ -176,7 +176,6 @@ func keys(m map[string]int) []string {
 	return out
 }
 
-
 // etlWorker runs a franz-go GroupTransactSession reading "in" and writing
 // "out-"+value to the same partition of out, committing the consumed
 // offsets in each transaction. abortEvery > 0 aborts every n-th

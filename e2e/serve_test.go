@@ -32,6 +32,7 @@ func TestServeBadConfiguration(t *testing.T) {
 		{[]string{"serve"}, nil, "data"},
 		{[]string{"serve", "--data-dir", dir}, []string{"STRATA_LOG_SEGMENT_BYTES=tiny"}, "log.segment.bytes"},
 		{[]string{"serve", "--data-dir", dir, "--config-file", dir + "/missing.properties"}, nil, "missing.properties"},
+		{[]string{"serve", "--data-dir", dir, "-c", "log.message.format.version=0.10.2"}, nil, "record batch v2"},
 	}
 	for _, c := range cases {
 		cmd := exec.Command(bin, c.args...)

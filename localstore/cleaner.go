@@ -27,9 +27,16 @@ package localstore
 // delete.retention.ms, undecided transactions left alone).
 //
 // Where Strata differs from Kafka:
-//   - Records without a key are kept (and counted in CleanResult). Kafka's
-//     broker rejects them on produce to a compacted topic; a topic that
-//     became compacted later can still hold them.
+//   - Records without a key are kept, in every pass, counted in
+//     CleanResult.KeylessRecords and logged. Produce refuses them on a
+//     compacted topic (INVALID_RECORD, as Kafka's LogValidator), so they
+//     are older data: written while the topic was cleanup.policy=delete,
+//     before an operator switched it to compact. Kafka's cleaner discards
+//     them silently (LogCleaner.shouldRetainRecord counts them as
+//     "invalid" and drops them once the cleaned range passes them); Strata
+//     keeps them, since a config change should never delete records that
+//     nothing supersedes. Deleting them is retention's job
+//     (cleanup.policy=compact,delete) or DeleteRecords'.
 //   - Tombstone age: see tombstoneExpired.
 //   - A cleaned segment keeps the old batches' base and max timestamps; see
 //     rebuildBatch.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Strata's whole test suite on a fresh machine: installs what the tests
-# need (kcat, and librdkafka-dev with a C compiler, from Debian; MinIO and Consul built by install-tools.sh into
+# need (kcat, gcc and librdkafka-dev from Debian; MinIO and Consul built by
+# install-tools.sh into
 # ${STRATA_TOOLS_DIR:-$HOME/.cache/strata-tools}, a few minutes the first time,
 # cached after), then runs every Go test, including the fuzz targets' seed
 # corpora. Extra arguments go to `go test` (e.g. -run TestX).
@@ -9,8 +10,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
-# e2e/txn_test.go compiles a small librdkafka transactional producer.
-command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+# e2e builds small librdkafka programs (e2e/testdata/rdkafka_admin.c, rdkafka_txn.c).
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 [ -f /usr/include/librdkafka/rdkafka.h ] || need_apt+=(librdkafka-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} (apt)"

@@ -45,7 +45,10 @@ type Config struct {
 	TimestampBeforeMax int64 // message.timestamp.before.max.ms
 	TimestampAfterMax  int64 // message.timestamp.after.max.ms (KIP-937)
 	MinInsyncReplicas  int32
-	Store              localstore.Config
+	// Compacted: cleanup.policy includes compact, so every record needs a
+	// key (Kafka's LogValidator refuses keyless ones with INVALID_RECORD).
+	Compacted bool
+	Store     localstore.Config
 }
 
 // Options open a Partition.

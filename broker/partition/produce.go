@@ -22,6 +22,9 @@ type ProduceResult struct {
 	BaseOffset     int64
 	LogAppendTime  int64
 	LogStartOffset int64
+	// RecordErrors name the records that made the batch invalid (KIP-467,
+	// Produce v8+ RecordErrors); the whole batch is refused either way.
+	RecordErrors []RecordError
 	// Duplicate: an idempotent retry answered from producer state.
 	Duplicate bool
 	Bytes     int
@@ -35,8 +38,10 @@ func reject(err *kerr.Error, reason, format string, args ...any) ProduceResult {
 // Produce validates a client's records for this partition and appends them
 // as leader. Kafka's LogValidator rules for magic 2: exactly one batch, its
 // length, CRC-32C and header sane, at most max.message.bytes, the records
-// themselves (count, offset deltas 0,1,2…, sizes — decompressing if needed)
-// and timestamps against message.timestamp.before/after.max.ms (KIP-937). A
+// themselves (count, offset deltas 0,1,2…, sizes — decompressing if needed),
+// a key on every record of a compacted topic, and timestamps against
+// message.timestamp.before/after.max.ms (KIP-937); bad records are named
+// one by one (RecordErrors, KIP-467) and refuse the whole batch. A
 // wrong header max timestamp is rewritten. Idempotent batches pass the
 // sequence checks; a duplicate gets its original offset back. The bytes are
 // stored as the client compressed them.
@@ -106,30 +111,40 @@ func (p *Partition) validate(records []byte, cfg *Config) ([]byte, localstore.Ba
 		release()
 		return nil, hdr, reject(kerr.CorruptMessage, "corrupt", "cannot decompress records: %v", err)
 	}
-	minTs, maxTs := int64(1<<63-1), int64(-1<<63)
+	var now int64
+	if !cfg.LogAppendTime {
+		now = p.clock.Now().UnixMilli()
+	}
+	maxTs := int64(-1 << 63)
+	var recErrs recordErrors
+	idx := int32(0)
 	err = localstore.WalkRecords(plain, hdr, localstore.DenseDeltas, func(r localstore.Record) bool {
 		ts := hdr.BaseTimestamp + r.TimestampDelta
-		minTs, maxTs = min(minTs, ts), max(maxTs, ts)
+		maxTs = max(maxTs, ts)
+		switch {
+		case cfg.Compacted && r.Key == nil:
+			recErrs.addNoKey(idx, p)
+		case cfg.LogAppendTime:
+		case cfg.TimestampBeforeMax < now && ts < now-cfg.TimestampBeforeMax:
+			recErrs.add(idx, true, fmt.Sprintf("timestamp %d is more than message.timestamp.before.max.ms (%d) before the broker's time %d", ts, cfg.TimestampBeforeMax, now))
+		case ts > now && ts-now > cfg.TimestampAfterMax:
+			recErrs.add(idx, true, fmt.Sprintf("timestamp %d is more than message.timestamp.after.max.ms (%d) after the broker's time %d", ts, cfg.TimestampAfterMax, now))
+		}
+		idx++
 		return true
 	})
 	release()
 	if err != nil {
 		return nil, hdr, reject(kerr.InvalidRecord, "invalid", "%v", err)
 	}
-	if !cfg.LogAppendTime {
-		now := p.clock.Now().UnixMilli()
-		if cfg.TimestampBeforeMax < now && minTs < now-cfg.TimestampBeforeMax {
-			return nil, hdr, reject(kerr.InvalidTimestamp, "timestamp", "timestamp %d is more than message.timestamp.before.max.ms (%d) before the broker's time %d", minTs, cfg.TimestampBeforeMax, now)
-		}
-		if maxTs > now && maxTs-now > cfg.TimestampAfterMax {
-			return nil, hdr, reject(kerr.InvalidTimestamp, "timestamp", "timestamp %d is more than message.timestamp.after.max.ms (%d) after the broker's time %d", maxTs, cfg.TimestampAfterMax, now)
-		}
-		if hdr.MaxTimestamp != maxTs {
-			// Kafka rewrites a wrong header max timestamp rather than
-			// trusting it; indexes and retention depend on it.
-			localstore.SetMaxTimestamp(batch, maxTs)
-			hdr.MaxTimestamp = maxTs
-		}
+	if len(recErrs.errs) > 0 {
+		return nil, hdr, recErrs.result(hdr.NumRecords)
+	}
+	if !cfg.LogAppendTime && hdr.MaxTimestamp != maxTs {
+		// Kafka rewrites a wrong header max timestamp rather than
+		// trusting it; indexes and retention depend on it.
+		localstore.SetMaxTimestamp(batch, maxTs)
+		hdr.MaxTimestamp = maxTs
 	}
 	return batch, hdr, ProduceResult{}
 }

@@ -36,6 +36,7 @@ type Conn struct {
 	nc   net.Conn
 	r    *bufio.Reader
 	wbuf []byte
+	rbuf []byte // response buffer reused by DoReuse
 	corr int32
 	dead bool
 }
@@ -71,12 +72,25 @@ func (c *Conn) Close() error {
 // caller closes it and dials again, as Kafka's NetworkClient does after a
 // failed request.
 func (c *Conn) Do(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	return c.doLocked(ctx, req, false)
+}
+
+// DoReuse is Do decoding into a buffer the connection keeps: byte fields of
+// the response (a Fetch's record batches) alias it and are valid only until
+// the next call on this connection. The follower fetcher uses it, so a
+// replica fetch response does not allocate and zero a fresh buffer of up to
+// replica.fetch.response.max.bytes each time.
+func (c *Conn) DoReuse(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	return c.doLocked(ctx, req, true)
+}
+
+func (c *Conn) doLocked(ctx context.Context, req kmsg.Request, reuse bool) (kmsg.Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead {
 		return nil, ErrClosed
 	}
-	resp, err := c.do(ctx, req)
+	resp, err := c.do(ctx, req, reuse)
 	if err != nil {
 		c.dead = true
 		c.nc.Close()
@@ -84,7 +98,7 @@ func (c *Conn) Do(ctx context.Context, req kmsg.Request) (kmsg.Response, error) 
 	return resp, err
 }
 
-func (c *Conn) do(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+func (c *Conn) do(ctx context.Context, req kmsg.Request, reuse bool) (kmsg.Response, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		c.nc.SetDeadline(dl)
 	} else {
@@ -106,7 +120,15 @@ func (c *Conn) do(ctx context.Context, req kmsg.Request) (kmsg.Response, error) 
 	if n < 4 || n > MaxResponseBytes {
 		return nil, fmt.Errorf("peer: %s: response size %d out of range", c.addr, n)
 	}
-	body := make([]byte, n)
+	var body []byte
+	if reuse {
+		if cap(c.rbuf) < int(n) {
+			c.rbuf = make([]byte, n)
+		}
+		body = c.rbuf[:n]
+	} else {
+		body = make([]byte, n)
+	}
 	if _, err := io.ReadFull(c.r, body); err != nil {
 		return nil, c.wrap(ctx, "read", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -141,6 +142,10 @@ func runServe(ctx context.Context, f serveFlags, environ []string, out io.Writer
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", b.MetricsHandler())
+		// Go's profiler on the same (operator-only) listener, for the
+		// profiles behind BENCHMARKS.md.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
