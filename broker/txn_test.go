@@ -83,9 +83,18 @@ func endSentinel(t *testing.T, cl *kgo.Client, topic string, partitions int32) {
 // END was read on every partition, and returns the other values.
 func readToEnd(t *testing.T, addr, topic string, partitions int32, iso kgo.IsolationLevel) []string {
 	t.Helper()
-	ctx := testenv.Context(t, 60*time.Second)
-	cl := testenv.Client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(iso), kgo.FetchMaxWait(200*time.Millisecond))
+	return readClientToEnd(t, testenv.Client(t, addr, readOpts(topic, iso)...), topic, partitions)
+}
+
+func readOpts(topic string, iso kgo.IsolationLevel) []kgo.Opt {
+	return []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(iso), kgo.FetchMaxWait(200 * time.Millisecond)}
+}
+
+// readClientToEnd is readToEnd with a consuming client made by the caller.
+func readClientToEnd(t *testing.T, cl *kgo.Client, topic string, partitions int32) []string {
+	t.Helper()
+	ctx := testenv.Context(t, 2*time.Minute)
 	ended := map[int32]bool{}
 	var out []string
 	for len(ended) < int(partitions) {
@@ -182,11 +191,11 @@ func keys(m map[string]int) []string {
 // transaction instead; crashAfter > 0 closes the client in the middle of
 // transaction crashAfter+1 (records produced, nothing ended), as a process
 // dying would leave it.
-func etlWorker(ctx context.Context, t *testing.T, addr, id, out string, abortEvery, crashAfter int) error {
+func etlWorker(ctx context.Context, t *testing.T, seeds []string, id, out string, abortEvery, crashAfter int) error {
 	s, err := kgo.NewGroupTransactSession(
-		kgo.SeedBrokers(addr),
+		kgo.SeedBrokers(seeds...),
 		kgo.TransactionalID(id),
-		kgo.TransactionTimeout(20*time.Second),
+		kgo.TransactionTimeout(time.Minute),
 		kgo.ConsumerGroup("etl"),
 		kgo.ConsumeTopics("in"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -236,6 +245,45 @@ func etlWorker(ctx context.Context, t *testing.T, addr, id, out string, abortEve
 
 var errCrashed = fmt.Errorf("worker crashed on purpose")
 
+// groupCaughtUp reports whether group's committed offsets of topic reach
+// the topic's end offsets (any reports whether one partition has a
+// committed offset at all).
+func groupCaughtUp(ctx context.Context, adm *kadm.Client, group, topic string, any bool) bool {
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return false
+	}
+	off, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false
+	}
+	all, some := true, false
+	ends.Each(func(o kadm.ListedOffset) {
+		c, ok := off.Lookup(topic, o.Partition)
+		all = all && ok && c.At == o.Offset
+		some = some || (ok && c.At > 0)
+	})
+	if any {
+		return some
+	}
+	return all
+}
+
+// committedSum adds up group's committed offsets of topic (-1 on error).
+func committedSum(ctx context.Context, adm *kadm.Client, group, topic string) int64 {
+	off, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	off.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil && o.At > 0 {
+			n += o.At
+		}
+	})
+	return n
+}
+
 // TestTxnGroupTransactSessionETL is consume-transform-produce with
 // franz-go's GroupTransactSession: two workers share the group, one aborts
 // every third transaction, a third one dies in the middle of a transaction
@@ -259,35 +307,20 @@ func TestTxnGroupTransactSessionETL(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	seeds := []string{b.Addr}
 	errs := make(chan error, 4)
-	go func() { errs <- etlWorker(ctx, t, b.Addr, "etl-A", "etl-out", 3, 0) }()
-	go func() { errs <- etlWorker(ctx, t, b.Addr, "etl-B", "etl-out", 0, 0) }()
+	go func() { errs <- etlWorker(ctx, t, seeds, "etl-A", "etl-out", 3, 0) }()
+	go func() { errs <- etlWorker(ctx, t, seeds, "etl-B", "etl-out", 0, 0) }()
 	go func() {
-		if err := etlWorker(ctx, t, b.Addr, "etl-C", "etl-out", 0, 2); err != errCrashed {
+		if err := etlWorker(ctx, t, seeds, "etl-C", "etl-out", 0, 2); err != errCrashed {
 			errs <- err
 			return
 		}
-		errs <- etlWorker(ctx, t, b.Addr, "etl-C", "etl-out", 0, 0)
+		errs <- etlWorker(ctx, t, seeds, "etl-C", "etl-out", 0, 0)
 	}()
 
 	adm := kadm.NewClient(testenv.Client(t, b.Addr))
-	done := func() bool {
-		ends, err := adm.ListEndOffsets(ctx, "in")
-		if err != nil {
-			return false
-		}
-		off, err := adm.FetchOffsets(ctx, "etl")
-		if err != nil {
-			return false
-		}
-		all := true
-		ends.Each(func(o kadm.ListedOffset) {
-			c, ok := off.Lookup("in", o.Partition)
-			all = all && ok && c.At == o.Offset
-		})
-		return all
-	}
-	for !done() {
+	for !groupCaughtUp(ctx, adm, "etl", "in", false) {
 		select {
 		case err := <-errs:
 			t.Fatalf("worker stopped early: %v", err)
