@@ -52,9 +52,6 @@ type txnHost struct {
 		abortTimer  clock.Timer
 		expireTimer clock.Timer
 	}
-
-	// loadDone, when set (tests in this package), hears each finished load.
-	loadDone func(partition, epoch int32)
 }
 
 // txnStateWriteTimeout bounds how long a __transaction_state append waits
@@ -259,9 +256,6 @@ func (h *txnHost) load(p *partition.Partition, epoch int32) {
 		"markers_to_write", len(jobs), "took", h.clock.Now().Sub(start))
 	for _, j := range jobs {
 		h.startMarkers(j)
-	}
-	if h.loadDone != nil {
-		h.loadDone(idx, epoch)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/clock"
 	"github.com/strata-broker/strata/localstore"
 	"github.com/strata-broker/strata/testenv"
 )
@@ -448,4 +449,34 @@ func TestTxnRawTxnOffsetCommit(t *testing.T) {
 	expectCode(t, "offsets in the second transaction", txnOffsetCommitRaw(t, c, 3, id, pid, epoch, group, "", -1, 9), nil)
 	expectCode(t, "abort", endTxnRaw(t, c, 3, id, pid, epoch, false), nil)
 	stable(5)
+}
+
+// TestTxnRawIDExpiry: an id idle past transactional.id.expiration.ms is
+// forgotten at the next removal pass, on the broker's clock; its producer
+// then gets INVALID_PRODUCER_ID_MAPPING, and InitProducerId starts over.
+func TestTxnRawIDExpiry(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	b := startTxnBroker(t, t.TempDir(), fake, "transactional.id.expiration.ms", "60000",
+		"transaction.remove.expired.transaction.cleanup.interval.ms", "30000")
+	testenv.CreateTopic(t, b.Addr, "exp", 1, nil)
+	c := dialRaw(t, b.Addr)
+	pid, epoch := initTxnRaw(t, c, "expires")
+	fake.Advance(30 * time.Second) // first pass: 30 s idle, kept
+	dt := kmsg.NewPtrDescribeTransactionsRequest()
+	dt.TransactionalIDs = []string{"expires"}
+	expectCode(t, "after 30 s", rawDo[*kmsg.DescribeTransactionsResponse](t, c, dt, 0).TransactionStates[0].ErrorCode, nil)
+	fake.Advance(60 * time.Second) // the passes at 60 s and 90 s: idle past 60 s, expired
+	code := untilSettled(t, "describe after expiry", func() int16 {
+		code := rawDo[*kmsg.DescribeTransactionsResponse](t, c, dt, 0).TransactionStates[0].ErrorCode
+		if code == 0 {
+			return kerr.CoordinatorLoadInProgress.Code // the tombstone is being written: ask again
+		}
+		return code
+	})
+	expectCode(t, "after 90 s", code, kerr.TransactionalIDNotFound)
+	got := addPartitionsRaw(t, c, 3, "expires", pid, epoch, "exp", 0)
+	expectCode(t, "the expired id's producer", got[0], kerr.InvalidProducerIDMapping)
+	if pid2, epoch2 := initTxnRaw(t, c, "expires"); epoch2 != 0 || pid2 == pid {
+		t.Errorf("init after expiry: pid %d epoch %d, want a new producer id at epoch 0", pid2, epoch2)
+	}
 }

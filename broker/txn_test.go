@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/clock"
+	"github.com/strata-broker/strata/remotestore"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -456,5 +457,60 @@ func TestTxnTimeoutAbort(t *testing.T) {
 	got := counts(readToEnd(t, b.Addr, "hang", 2, kgo.ReadCommitted()))
 	if got["hung"] != 0 || got["ok-0"] != 1 || got["ok-1"] != 1 {
 		t.Fatalf("read_committed: %v", got)
+	}
+}
+
+// TestTxnTieredReadCommitted: transactions whose segments were copied to
+// the bucket and deleted locally are read back with read_committed from
+// the bucket: the transaction index travels in each segment's index bundle,
+// so aborted records stay hidden there too, including transactions whose
+// abort marker is segments after their data.
+func TestTxnTieredReadCommitted(t *testing.T) {
+	store, err := remotestore.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testenv.StartBroker(t, broker.Options{Remote: store, Settings: txnSettings("remote.fetch.chunk.bytes", "65536")})
+	createTopic(t, b.Addr, "tiered-txn", 2, map[string]*string{
+		"remote.storage.enable": strp("true"),
+		"segment.bytes":         strp("16384"),
+		"local.retention.bytes": strp("1"),
+	})
+	cl := txnProducer(t, b.Addr, "tiered-tx", kgo.ProducerBatchMaxBytes(4096), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	var committed, aborted []string
+	pad := strings.Repeat("p", 300)
+	for round := 0; round < 10; round++ {
+		commit := round%3 != 1
+		var vals []string
+		for i := 0; i < 40; i++ {
+			vals = append(vals, fmt.Sprintf("%v-%d-%d-%s", commit, round, i, pad))
+		}
+		produceTxn(t, cl, "tiered-txn", 2, commit, vals...)
+		if commit {
+			committed = append(committed, vals...)
+		} else {
+			aborted = append(aborted, vals...)
+		}
+	}
+	endSentinel(t, cl, "tiered-txn", 2)
+	ctx := testenv.Context(t, 60*time.Second)
+	b.TieringPass(ctx)
+	if start := listOffset(t, b.Addr, "tiered-txn", -4); start[0] < 100 || start[1] < 100 {
+		t.Fatalf("local log starts %v: the transactions did not leave the disk", start)
+	}
+	rc := counts(readToEnd(t, b.Addr, "tiered-txn", 2, kgo.ReadCommitted()))
+	for _, v := range committed {
+		if rc[v] != 1 {
+			t.Errorf("read_committed: committed %.12s… read %d times", v, rc[v])
+		}
+	}
+	for _, v := range aborted {
+		if rc[v] != 0 {
+			t.Errorf("read_committed: aborted %.12s… read from the bucket", v)
+		}
+	}
+	ru := counts(readToEnd(t, b.Addr, "tiered-txn", 2, kgo.ReadUncommitted()))
+	if len(ru) != len(committed)+len(aborted) {
+		t.Errorf("read_uncommitted: %d values, want %d", len(ru), len(committed)+len(aborted))
 	}
 }
