@@ -134,8 +134,14 @@ func (p *Partition) AppendMarker(ctx context.Context, m Marker) (int64, *kerr.Er
 // the transaction coordinator writes __transaction_state only at the epoch
 // it loaded the partition at (its coordinator epoch), so a write prepared
 // before a re-election is refused (NOT_LEADER_OR_FOLLOWER) rather than
-// landing in a log another load has already read.
+// landing in a log another load has already read. Like an acks=all
+// produce it is refused before anything is written when the ISR is smaller
+// than min.insync.replicas (NOT_ENOUGH_REPLICAS, wrapped), so a write the
+// coordinator reports failed is not left in the log either.
 func (p *Partition) AppendInternalAt(ctx context.Context, batch []byte, leaderEpoch int32) (localstore.AppendInfo, error) {
+	if kerrv := p.checkMinISR(p.cfg.Load().MinInsyncReplicas); kerrv != nil {
+		return localstore.AppendInfo{}, fmt.Errorf("partition: append to %s-%d: %w", p.Topic, p.Index, kerrv)
+	}
 	return p.appendChecked(ctx, batch, leaderEpoch, nil, -1)
 }
 
