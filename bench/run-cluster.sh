@@ -6,7 +6,8 @@
 # and with `strata bench produce` (franz-go). For each run it reports the
 # client's throughput and the brokers' CPU-seconds per GB acknowledged, from
 # /proc/PID/stat (utime+stime), summed over the brokers; then produce latency
-# p50/p99 at half of each setup's measured maximum rate. Results go to
+# p50/p99 at 10,000 and 50,000 records/s and at half of each setup's
+# measured maximum rate (kgo's acks=all producer). Results go to
 # bench/results/cluster.txt. Run it from the repository root on a machine
 # that is otherwise as quiet as possible; wall-clock numbers still swing.
 set -euo pipefail
@@ -119,7 +120,9 @@ single=$broker_pid
 "$strata" topic create single --partitions $parts --replication-factor 1 --bootstrap-server 127.0.0.1:29092 > /dev/null
 r1=$(measure "single broker, RF=1" rdkafka 1 single 127.0.0.1:29092 "$single")
 r2=$(measure "single broker, RF=1" kgo 1 single 127.0.0.1:29092 "$single")
-latency "single broker, RF=1, acks=1" 1 single 127.0.0.1:29092 $((r2 / 2))
+for rate in 10000 50000 $((r2 / 2)); do
+	latency "single broker, RF=1, acks=1" 1 single 127.0.0.1:29092 "$rate"
+done
 kill "$single"; wait "$single" 2>/dev/null || true
 
 # --- three brokers on Consul, RF=3, min.insync.replicas=2, acks=all ------
@@ -141,6 +144,8 @@ sleep 2 # let every follower open its fetch session before measuring
 r3=$(measure "3 brokers, RF=3, min.insync=2" rdkafka -1 rf3 $boot "${cluster[@]}")
 r4=$(measure "3 brokers, RF=3, min.insync=2" kgo -1 rf3 $boot "${cluster[@]}")
 r5=$(measure "3 brokers, RF=1" kgo 1 rf1 $boot "${cluster[@]}")
-latency "3 brokers, RF=3, acks=all" -1 rf3 $boot $((r4 / 2))
+for rate in 10000 50000 $((r4 / 2)); do
+	latency "3 brokers, RF=3, acks=all" -1 rf3 $boot "$rate"
+done
 echo "# done $(date -u); $(uptime)" >> "$out"
 cat "$out"

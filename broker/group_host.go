@@ -89,9 +89,13 @@ func (h *groupHost) TopicPartitions(topic string) int32 {
 	return t.count()
 }
 
+// HighWatermark is the in-memory high watermark of a replica hosted here:
+// the leader's, or a follower's (the leader's as of its last fetch, so lag
+// computed from it is at most one fetch round behind). A partition with no
+// replica here has no lag series on this broker.
 func (h *groupHost) HighWatermark(topic string, idx int32) (int64, bool) {
 	_, p := h.b.topics.partition(topic, idx)
-	if p == nil || !p.IsLeader() {
+	if p == nil {
 		return 0, false
 	}
 	return p.HighWatermark(), true

@@ -53,7 +53,7 @@ offline, so scripts can test health with the exit status.`,
 		},
 	}
 	status.Flags().StringVar(&format, "format", "text", "output format: text or json")
-	cmd.AddCommand(status)
+	cmd.AddCommand(status, newElectLeadersCmd(&bootstrap))
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker"
@@ -355,4 +356,55 @@ func ofTopic(ps []partitionState, topic string) []partitionState {
 		}
 	}
 	return out
+}
+
+// TestClusterElectLeadersRebalances: after the preferred leader of a
+// partition is killed and comes back, another broker leads it; `cluster
+// elect-leaders` moves leadership back to the preferred (first) replica, a
+// second run finds nothing to do, and records written before and after are
+// all readable.
+func TestClusterElectLeadersRebalances(t *testing.T) {
+	c := testenv.StartCluster(t, testenv.ClusterOptions{Brokers: 3, Configs: []string{
+		"broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500", "replica.lag.time.max.ms=3000",
+	}})
+	c.CreateTopic("rebalance", 1, 3, nil)
+	ctx := testenv.Context(t, 3*time.Minute)
+	md, err := c.Admin(t).Metadata(ctx, "rebalance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	preferred := md.Topics["rebalance"].Partitions[0].Replicas[0]
+	if leader := c.WaitForLeader("rebalance", 0, -1); leader != preferred {
+		t.Fatalf("new topic led by %d, preferred replica is %d", leader, preferred)
+	}
+	cl := c.Client(t, kgo.DefaultProduceTopic("rebalance"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c.Broker(preferred).Kill()
+	moved := c.WaitForLeader("rebalance", 0, preferred)
+	c.Broker(preferred).Restart()
+	c.WaitForISR("rebalance", 0, 3)
+	if leader := c.WaitForLeader("rebalance", 0, -1); leader != moved {
+		t.Fatalf("leader changed by itself from %d to %d", moved, leader)
+	}
+
+	r := runCLI(ctx, map[string]string{bootstrapServerEnv: c.Bootstrap()}, "", "cluster", "elect-leaders", "--topic", "rebalance")
+	if r.code != 0 || !strings.Contains(r.stdout, "rebalance-0: leader moved to its preferred replica") {
+		t.Fatalf("elect-leaders: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if leader := c.WaitForLeader("rebalance", 0, moved); leader != preferred {
+		t.Fatalf("after elect-leaders the leader is %d, preferred %d", leader, preferred)
+	}
+	r = runCLI(ctx, map[string]string{bootstrapServerEnv: c.Bootstrap()}, "", "cluster", "elect-leaders")
+	if r.code != 0 || !strings.Contains(r.stdout, "elected 0,") {
+		t.Fatalf("second elect-leaders: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	recs := testenv.ReadAll(t, c.Broker(preferred).Addr, "rebalance")
+	if len(recs) != 2 || string(recs[0].Value) != "before" || string(recs[1].Value) != "after" {
+		t.Fatalf("records after the election: %d", len(recs))
+	}
 }
