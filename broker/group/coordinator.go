@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/strata-broker/strata/broker/kafkahash"
+
 	"github.com/strata-broker/strata/broker/clock"
 )
 
@@ -218,34 +220,10 @@ func (c *Coordinator) isClosed() bool {
 
 func (c *Coordinator) now() time.Time { return c.clock.Now() }
 
-// javaStringHashCode is Java's String.hashCode over UTF-16 code units.
-func javaStringHashCode(s string) int32 {
-	var h int32
-	for _, r := range s {
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		h = 31*h + int32(r)
-	}
-	return h
-}
-
-// partitionFor is Kafka's GroupMetadataManager.partitionFor:
-// Utils.abs(groupId.hashCode) % n, where Utils.abs maps Integer.MIN_VALUE
-// to 0, so a Kafka tool reading __consumer_offsets finds a group's records
-// where it expects them.
-func partitionFor(groupID string, n int32) int32 {
-	h := javaStringHashCode(groupID)
-	if h == -1<<31 {
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % n
-}
+// partitionFor is Kafka's GroupMetadataManager.partitionFor, so a Kafka
+// tool reading __consumer_offsets finds a group's records where it expects
+// them.
+func partitionFor(groupID string, n int32) int32 { return kafkahash.PartitionFor(groupID, n) }
 
 // lookup finds a group, creating an Empty one when create is set. Errors are
 // what Kafka answers before touching a group: COORDINATOR_NOT_AVAILABLE (no
