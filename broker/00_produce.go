@@ -106,9 +106,17 @@ func (b *Broker) producePartition(topicName string, idx int32, records []byte, a
 		// needs followers, which follow the new leader).
 		return partition.ProduceResult{Err: kerr.NotLeaderForPartition, Msg: "this broker's cluster session has lapsed", BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	// A deadline only where something can wait on it: acks=all on a
+	// replicated partition, or a transactional batch that may have to be
+	// verified with its coordinator. The single-node hot path allocates no
+	// timer.
+	ctx := b.ctx
+	if (acks == -1 && p.Replicated()) || txn != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(b.ctx, timeout)
+		defer cancel()
+	}
 	res := p.Produce(ctx, records, acks, txn)
-	cancel()
 	switch {
 	case res.Err == nil && res.Duplicate:
 		b.metrics.duplicateBatches.Inc()
