@@ -32,6 +32,9 @@ import (
 // records, errors or moved offsets); session errors are
 // FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH and
 // FETCH_SESSION_TOPIC_ID_ERROR, with no partitions (fetch_session.go).
+// isolation_level=read_committed (KIP-98) reads only below the last stable
+// offset and lists the aborted transactions of the records returned
+// (fetch_txn.go); every response carries the last stable offset.
 // v13+ names topics by id. v9+ checks current_leader_epoch
 // (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
 func init() { register(kmsg.Fetch, 4, 16, handleFetch) }
@@ -130,7 +133,8 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchs
 			}
 			parts = append(parts, p)
 			hw := p.HighWatermark()
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.LogStartOffset()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, p.LastStableOffset(), p.LogStartOffset()
+			committed := readCommitted(req, fol)
 			if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch()); ec != nil {
 				sp.ErrorCode = ec.Code
 				reply.hasError = true
@@ -165,7 +169,7 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchs
 			}
 			if p.IsRemoteOffset(rp.FetchOffset) {
 				// Below the local log start: served from the bucket.
-				data, err := b.readRemote(deadline, p, rp.FetchOffset, max(budget, 1))
+				data, aborted, err := b.readRemoteIsolated(deadline, p, rp.FetchOffset, max(budget, 1), committed)
 				switch {
 				case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 					// Nothing in time; the client asks again.
@@ -177,14 +181,19 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchs
 					sp.ErrorCode = kerr.KafkaStorageError.Code
 					reply.hasError = true
 				default:
-					sp.RecordBatches = data
+					sp.RecordBatches, sp.AbortedTransactions = data, aborted
 					total += len(data)
 					b.metrics.bytesOut.Add(float64(len(data)))
 				}
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			sl, err := p.ReadLocal(rp.FetchOffset, budget, minOne)
+			sl, err := readLocalIsolated(p, rp.FetchOffset, budget, minOne, committed)
+			if err == nil && committed && sl.Size > 0 {
+				if sp.AbortedTransactions, err = localAborted(p, rp.FetchOffset, sl); err != nil {
+					sl.Release()
+				}
+			}
 			switch {
 			case errors.Is(err, partition.ErrOffsetOutOfRange):
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code

@@ -231,10 +231,11 @@ func (r *topicRegistry) installLocked(m coord.TopicMeta) error {
 	}
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
-	// The group coordinator looks its partitions up in the registry, so it
-	// hears of leadership only once the topic is there.
+	// The group and transaction coordinators look their partitions up in
+	// the registry, so they hear of leadership only once the topic is there.
 	for _, p := range t.hosted() {
 		r.b.offsetsLeadership(m.Name, p, p.IsLeader())
+		r.b.transactionLeadership(m.Name, p, p.IsLeader())
 	}
 	return nil
 }
@@ -320,6 +321,7 @@ func (r *topicRegistry) dropLocked(t *topic, deleteRemote bool) error {
 	for _, p := range t.hosted() {
 		r.b.replicas.unfollow(p)
 		r.b.offsetsLeadership(t.meta.Name, p, false)
+		r.b.transactionLeadership(t.meta.Name, p, false)
 		tp := p.Tier()
 		if err := p.Delete(); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s-%d: %w", t.meta.Name, p.Index, err))

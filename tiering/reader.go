@@ -161,3 +161,37 @@ func (m *Manager) fetchChunk(ctx context.Context, key string, k, size int64) ([]
 	m.metrics.chunkFetches.Inc()
 	return buf, nil
 }
+
+// AbortedTransactions lists the aborted transactions overlapping the remote
+// records [start, upper) for a read_committed fetch from the bucket, from
+// the index bundles of the segment holding start and the ones after it
+// (Kafka's RemoteLogManager.collectAbortedTransactions). complete is false
+// when the remote segments ran out before an entry's last stable offset
+// reached upper: a marker in the local log may still close a transaction
+// that started here, and the caller goes on with the local log's index.
+func (p *Partition) AbortedTransactions(ctx context.Context, start, upper int64) (out []localstore.AbortedTxn, complete bool, err error) {
+	if upper <= start {
+		return nil, true, nil
+	}
+	m := p.Manifest()
+	for _, seg := range m.Readable() {
+		if seg.LastOffset < start {
+			continue
+		}
+		b, err := p.mgr.bundle(ctx, p.ms.prefix, seg)
+		if err != nil {
+			return nil, false, err
+		}
+		if !b.HasTxnIndex {
+			continue // copied before transactions existed: none aborted here
+		}
+		entries, err := localstore.DecodeTxnIndex(b.TxnIndex, seg.BaseOffset, seg.LastOffset+1)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: transaction index of %s: %v", ErrCorruptObject, seg.ID, err)
+		}
+		if out, complete = localstore.CollectAbortedTxns(out, entries, start, upper); complete {
+			return out, true, nil
+		}
+	}
+	return out, false, nil
+}
