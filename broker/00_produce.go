@@ -26,6 +26,10 @@ import (
 // than retry the batch. Idempotent batches pass the sequence checks; a
 // duplicate gets its original offset back.
 //
+// Transactional batches (KIP-98) are accepted from a request with a
+// transactional id; the first batch of a producer's transaction in a
+// partition is verified with its coordinator first (KIP-890, txn_verify.go).
+//
 // acks: 0 sends no response (and on error closes the connection, so the client
 // notices, as Kafka does); 1 and -1 answer after the append — on a single node
 // the leader is the whole ISR, so the high watermark moves with the append.
@@ -48,7 +52,7 @@ func handleProduce(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			res := c.b.producePartition(rt.Topic, rp.Partition, rp.Records, acks, req.TransactionID != nil, timeout)
+			res := c.b.producePartition(rt.Topic, rp.Partition, rp.Records, acks, c.b.produceTxn(req.TransactionID, rt.Topic, rp.Partition, h.version), timeout)
 			if res.Err != nil {
 				failed = true
 				sp.ErrorCode = res.Err.Code
@@ -83,7 +87,7 @@ func handleProduce(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 
 // producePartition is one partition's part of a Produce request: the
 // partition validates and appends (broker/partition), this counts the outcome.
-func (b *Broker) producePartition(topicName string, idx int32, records []byte, acks int16, transactional bool, timeout time.Duration) partition.ProduceResult {
+func (b *Broker) producePartition(topicName string, idx int32, records []byte, acks int16, txn *partition.Txn, timeout time.Duration) partition.ProduceResult {
 	if acks != 0 && acks != 1 && acks != -1 {
 		return partition.ProduceResult{Err: kerr.InvalidRequiredAcks, Msg: fmt.Sprintf("acks must be -1, 0 or 1, got %d", acks), BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 	}
@@ -102,9 +106,17 @@ func (b *Broker) producePartition(topicName string, idx int32, records []byte, a
 		// needs followers, which follow the new leader).
 		return partition.ProduceResult{Err: kerr.NotLeaderForPartition, Msg: "this broker's cluster session has lapsed", BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
-	res := p.Produce(ctx, records, acks, transactional)
-	cancel()
+	// A deadline only where something can wait on it: acks=all on a
+	// replicated partition, or a transactional batch that may have to be
+	// verified with its coordinator. The single-node hot path allocates no
+	// timer.
+	ctx := b.ctx
+	if (acks == -1 && p.Replicated()) || txn != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(b.ctx, timeout)
+		defer cancel()
+	}
+	res := p.Produce(ctx, records, acks, txn)
 	switch {
 	case res.Err == nil && res.Duplicate:
 		b.metrics.duplicateBatches.Inc()
@@ -164,4 +176,16 @@ func (b *Broker) produceLeaderHint(sp *kmsg.ProduceResponseTopicPartition, resp 
 			resp.Brokers = append(resp.Brokers, ne)
 		}
 	}
+}
+
+// produceTxn is the transactional side of one partition's produce: nil for
+// a request without a transactional id.
+func (b *Broker) produceTxn(transactionalID *string, topicName string, idx int32, version int16) *partition.Txn {
+	if transactionalID == nil {
+		return nil
+	}
+	id := *transactionalID
+	return &partition.Txn{TransactionalID: id, Verify: func(ctx context.Context, producerID int64, producerEpoch int16) *kerr.Error {
+		return produceVerifyError(b.verifyInTxn(ctx, id, producerID, producerEpoch, txnTP(topicName, idx)), version)
+	}}
 }

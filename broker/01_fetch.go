@@ -32,6 +32,9 @@ import (
 // records, errors or moved offsets); session errors are
 // FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH and
 // FETCH_SESSION_TOPIC_ID_ERROR, with no partitions (fetch_session.go).
+// isolation_level=read_committed (KIP-98) reads only below the last stable
+// offset and lists the aborted transactions of the records returned
+// (fetch_txn.go); every response carries the last stable offset.
 // v13+ names topics by id. v9+ checks current_leader_epoch
 // (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
 func init() { register(kmsg.Fetch, 4, 16, handleFetch) }
@@ -134,7 +137,8 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchs
 			}
 			parts = append(parts, p)
 			hw := p.HighWatermark()
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.LogStartOffset()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, p.LastStableOffset(), p.LogStartOffset()
+			committed := readCommitted(req, fol)
 			if ec := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch()); ec != nil {
 				sp.ErrorCode = ec.Code
 				reply.hasError = true
@@ -176,12 +180,17 @@ func (b *Broker) readFetch(version int16, req *kmsg.FetchRequest, fetch []fetchs
 				}
 				remote = append(remote, pendingRemote{topic: len(resp.Topics), partition: len(st.Partitions), p: p,
 					offset: rp.FetchOffset, reserved: budget,
-					read: b.startRemoteRead(c.tierSession(), deadline, p, rp.FetchOffset, budget, remoteDone)})
+					read: b.startRemoteRead(c.tierSession(), deadline, p, rp.FetchOffset, budget, committed, remoteDone)})
 				total += budget
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			sl, err := p.ReadLocal(rp.FetchOffset, budget, minOne)
+			sl, err := readLocalIsolated(p, rp.FetchOffset, budget, minOne, committed)
+			if err == nil && committed && sl.Size > 0 {
+				if sp.AbortedTransactions, err = localAborted(p, rp.FetchOffset, sl); err != nil {
+					sl.Release()
+				}
+			}
 			switch {
 			case errors.Is(err, partition.ErrOffsetOutOfRange):
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
@@ -286,7 +295,7 @@ func (b *Broker) finishRemote(reply *fetchReply, remote []pendingRemote, anyDone
 			sp.ErrorCode = kerr.KafkaStorageError.Code
 			reply.hasError = true
 		case recs.Size > 0:
-			sp.RecordBatches = reply.addRecords(recs)
+			sp.RecordBatches, sp.AbortedTransactions = reply.addRecords(recs), pr.read.aborted
 			reply.hasRemote = true
 			total += recs.Size
 			b.metrics.bytesOut.Add(float64(recs.Size))

@@ -19,7 +19,8 @@ import (
 // finds the first offset whose timestamp is at or after it, in the bucket or
 // locally (broker/partition/read.go); none found gives offset -1, as Kafka
 // does.
-// Reads stop at the high watermark; read_committed equals it (no transactions).
+// Reads stop at the high watermark; with isolation_level=read_committed
+// (v2+, KIP-98) at the last stable offset, which is also what latest answers.
 func init() { register(kmsg.ListOffsets, 1, 9, handleListOffsets) }
 
 func handleListOffsets(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
@@ -31,7 +32,7 @@ func handleListOffsets(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
-			c.b.listOffset(&sp, rt.Topic, rp)
+			c.b.listOffset(&sp, rt.Topic, rp, h.version >= 2 && req.IsolationLevel == 1)
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -39,7 +40,7 @@ func handleListOffsets(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 	return resp, nil
 }
 
-func (b *Broker) listOffset(sp *kmsg.ListOffsetsResponseTopicPartition, topicName string, rp kmsg.ListOffsetsRequestTopicPartition) {
+func (b *Broker) listOffset(sp *kmsg.ListOffsetsResponseTopicPartition, topicName string, rp kmsg.ListOffsetsRequestTopicPartition, readCommitted bool) {
 	_, p := b.topics.partition(topicName, rp.Partition)
 	if p == nil {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -53,7 +54,11 @@ func (b *Broker) listOffset(sp *kmsg.ListOffsetsResponseTopicPartition, topicNam
 	sp.LeaderEpoch = epoch
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	off, ts, err := p.ListOffset(ctx, rp.Timestamp)
+	lookup := p.ListOffset
+	if readCommitted {
+		lookup = p.ListOffsetCommitted
+	}
+	off, ts, err := lookup(ctx, rp.Timestamp)
 	switch {
 	case errors.Is(err, partition.ErrBadTimestamp):
 		sp.ErrorCode = kerr.InvalidRequest.Code

@@ -14,9 +14,10 @@ import (
 // On a single node this broker coordinates every group. Asking for a group
 // coordinator creates __consumer_offsets on first need, as Kafka does; the
 // answer does not wait for loading (group requests report
-// COORDINATOR_LOAD_IN_PROGRESS instead). Transaction coordinators (key type 1)
-// get COORDINATOR_NOT_AVAILABLE until transactions exist; share-group keys
-// (type 2, v6, KIP-932) get INVALID_REQUEST.
+// COORDINATOR_LOAD_IN_PROGRESS instead). A transactional id (key type 1,
+// v1+) is coordinated by the leader of its __transaction_state partition,
+// which the first such request creates; share-group keys (type 2, v6,
+// KIP-932) get INVALID_REQUEST.
 //
 // v4+ batches keys (KIP-699): the answer lists one coordinator per key and
 // leaves the single-key fields empty; v0–v3 use the single-key fields.
@@ -66,7 +67,10 @@ func (b *Broker) findCoordinator(keyType int8, key string) (coordBroker, *kerr.E
 		}
 		return b.leaderOf(group.OffsetsTopic, part)
 	case 1:
-		return coordBroker{}, kerr.CoordinatorNotAvailable, "transactions are not supported yet"
+		if key == "" {
+			return coordBroker{}, kerr.InvalidRequest, "transactional id must not be empty"
+		}
+		return b.txn.coordinatorOf(b.ctx, key)
 	default:
 		return coordBroker{}, kerr.InvalidRequest, "unsupported coordinator key type"
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,7 +19,10 @@ import (
 // INVALID_REPLICATION_FACTOR) and every config (unknown names or bad values:
 // INVALID_CONFIG). validate_only (v1+) checks without creating. v5+ returns
 // the resulting configs, v7+ the topic id. Explicit replica assignments are
-// accepted only if they name live brokers.
+// accepted only if they name live brokers. Internal topics (__consumer_offsets,
+// __transaction_state) are INVALID_REQUEST from clients, as Kafka prohibits;
+// only a broker forwarding its own creation of one (createTopic on a
+// non-controller, forward.go) may ask.
 func init() { register(kmsg.CreateTopics, 0, 7, handleCreateTopics) }
 
 var legalTopicName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
@@ -80,7 +84,7 @@ func handleCreateTopics(c *conn, h *reqHeader, kreq kmsg.Request) (any, error) {
 			fail(kerr.InvalidRequest, "topic %q appears more than once in the request", rt.Topic)
 		case err != nil:
 			fail(kerr.InvalidTopicException, "%v", err)
-		case isInternalTopic(rt.Topic):
+		case isInternalTopic(rt.Topic) && !fromBrokerForwarder(h):
 			fail(kerr.InvalidRequest, "topic %q is reserved for internal use", rt.Topic)
 		case b.topics.get(rt.Topic) != nil:
 			fail(kerr.TopicAlreadyExists, "topic %q already exists", rt.Topic)
@@ -209,4 +213,12 @@ func fillCreatedTopic(b *Broker, st *kmsg.CreateTopicsResponseTopic, t *topic, p
 		rc.Source = int8(cfg.source[d.name])
 		st.Configs = append(st.Configs, rc)
 	}
+}
+
+// fromBrokerForwarder reports whether a request comes from another broker's
+// forwarder (forward.go names its connection "broker-N-forwarder"). Strata
+// has no authentication, so the client id stands in for Kafka's
+// inter-broker principal.
+func fromBrokerForwarder(h *reqHeader) bool {
+	return strings.HasPrefix(h.clientID, "broker-") && strings.HasSuffix(h.clientID, "-forwarder")
 }

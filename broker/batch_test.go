@@ -15,6 +15,7 @@ type batchSpec struct {
 	producerID    int64
 	producerEpoch int16
 	baseSequence  int32
+	transactional bool // KIP-98's attribute bit (0x10)
 }
 
 // makeBatch encodes an uncompressed RecordBatch v2 with kmsg and a correct CRC.
@@ -46,6 +47,9 @@ func makeBatch(s batchSpec) []byte {
 	rb.FirstSequence = s.baseSequence
 	rb.NumRecords = int32(len(s.values))
 	rb.Records = recs
+	if s.transactional {
+		rb.Attributes |= 0x10
+	}
 	b := rb.AppendTo(nil)
 	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
 	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))

@@ -32,10 +32,19 @@ type controller struct {
 		changed chan struct{} // closed and replaced when the term changes
 	}
 	// prevBrokers is the live set the last reconcile pass of this term saw
-	// (nil at a term's start); owed holds the broker changes a partition
-	// still has to get (its write failed). Only run's goroutine uses them.
+	// (at a term's start: seen's baseline); owed holds the broker changes a
+	// partition still has to get (its write failed). Only run's goroutine
+	// uses them.
 	prevBrokers []coord.BrokerInfo
 	owed        map[partKey]placement.BrokerChanges
+
+	// seen is every live set this broker observed in the last
+	// rejoinWindow, controller or not, oldest first, with the newest one
+	// older than the window kept as the baseline (see baseline).
+	seen struct {
+		sync.Mutex
+		lists []seenBrokers
+	}
 }
 
 func newController(b *Broker) *controller {
@@ -91,6 +100,9 @@ func (c *controller) setTerm(t coord.Term, active bool) {
 func (c *controller) serve(term coord.Term) {
 	b := c.b
 	c.prevBrokers, c.owed = nil, map[partKey]placement.BrokerChanges{}
+	if now, err := b.coord.Brokers(b.ctx); err == nil {
+		c.prevBrokers = termBaseline(c.baseline(time.Now()), now)
+	}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	c.reconcile(term)

@@ -11,12 +11,16 @@ import (
 )
 
 // fetchingFollower is the broker behind a replica Fetch: its node id and the
-// broker epoch it sent (ReplicaState, KIP-903; -1 before Fetch v15), with
-// its registration as this broker sees it.
+// broker epoch it sent (ReplicaState, KIP-903; -1 before Fetch v15). Its
+// registration is looked up at every read of the fetch (readForFollower),
+// not once per request: a fetch parked for up to replica.fetch.wait.max.ms
+// may outlive the process that sent it, and re-read with the registration
+// of that time it would still look eligible after the broker restarted
+// (new epoch, perhaps a wiped log) — and its fetch offset, the dead
+// process's log end, would take the new process back into the ISR.
 type fetchingFollower struct {
-	id         int32
-	epoch      int64
-	registered replica.Registration
+	id    int32
+	epoch int64
 }
 
 // followerOf tells a follower's replica fetch from a consumer's: a replica
@@ -29,7 +33,7 @@ func (b *Broker) followerOf(version int16, req *kmsg.FetchRequest) *fetchingFoll
 	if id < 0 {
 		return nil
 	}
-	return &fetchingFollower{id: id, epoch: epoch, registered: replica.RegistrationOf(b.topics.liveBrokers(), id)}
+	return &fetchingFollower{id: id, epoch: epoch}
 }
 
 // readForFollower answers one partition of a replica fetch, Kafka's
@@ -58,7 +62,7 @@ func (b *Broker) readForFollower(sp *kmsg.FetchResponseTopicPartition, p *partit
 		return 0, false
 	}
 	res, err := p.FollowerFetch(replica.Fetch{ReplicaID: fol.id, BrokerEpoch: fol.epoch, FetchOffset: rp.FetchOffset,
-		Registered: fol.registered, Now: b.now()})
+		Registered: replica.RegistrationOf(b.topics.liveBrokers(), fol.id), Now: b.now()})
 	if err != nil {
 		sp.ErrorCode = kerrCode(err)
 		if !errors.Is(err, kerr.OffsetOutOfRange) {

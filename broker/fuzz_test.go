@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/localstore"
 )
 
 // seedFrames are well-formed requests of several kinds, so the fuzzer starts
@@ -68,6 +70,61 @@ func seedFrames() [][]byte {
 	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "fuzz", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Timestamp: -1}}}}
 	add(lo, 7)
 	add(kmsg.NewPtrInitProducerIDRequest(), 4)
+	// Transactions (KIP-98): every API the coordinator and leaders serve.
+	txnID := "fuzz-txn"
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.TransactionalID, ip.TransactionTimeoutMillis = &txnID, 60000
+	add(ip, 4)
+	add(ip, 1)
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorType, fc.CoordinatorKey, fc.CoordinatorKeys = 1, txnID, []string{txnID}
+	add(fc, 3)
+	add(fc, 4)
+	ap := kmsg.NewPtrAddPartitionsToTxnRequest()
+	ap.TransactionalID, ap.ProducerID = txnID, 1
+	ap.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: "fuzz", Partitions: []int32{0}}}
+	add(ap, 3)
+	ap4 := kmsg.NewPtrAddPartitionsToTxnRequest()
+	ap4.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{{TransactionalID: txnID, ProducerID: 1, VerifyOnly: true,
+		Topics: []kmsg.AddPartitionsToTxnRequestTransactionTopic{{Topic: "fuzz", Partitions: []int32{0}}}}}
+	add(ap4, 4)
+	ao := kmsg.NewPtrAddOffsetsToTxnRequest()
+	ao.TransactionalID, ao.ProducerID, ao.Group = txnID, 1, "fuzz-group"
+	add(ao, 3)
+	et := kmsg.NewPtrEndTxnRequest()
+	et.TransactionalID, et.ProducerID, et.Commit = txnID, 1, true
+	add(et, 3)
+	wm := kmsg.NewPtrWriteTxnMarkersRequest()
+	wm.Markers = []kmsg.WriteTxnMarkersRequestMarker{{ProducerID: 1, Committed: true, CoordinatorEpoch: 0,
+		Topics: []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: "fuzz", Partitions: []int32{0}}}}}
+	add(wm, 1)
+	add(wm, 0)
+	to := kmsg.NewPtrTxnOffsetCommitRequest()
+	to.TransactionalID, to.Group, to.ProducerID = txnID, "fuzz-group", 1
+	to.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "fuzz", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
+	add(to, 3)
+	add(to, 0)
+	dpr := kmsg.NewPtrDescribeProducersRequest()
+	dpr.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "fuzz", Partitions: []int32{0}}}
+	add(dpr, 0)
+	dtr := kmsg.NewPtrDescribeTransactionsRequest()
+	dtr.TransactionalIDs = []string{txnID}
+	add(dtr, 0)
+	ltr := kmsg.NewPtrListTransactionsRequest()
+	ltr.StateFilters, ltr.DurationFilterMillis = []string{"Ongoing"}, -1
+	add(ltr, 1)
+	rb.Attributes, rb.ProducerID, rb.ProducerEpoch, rb.FirstSequence = 0x10, 1, 0, 0
+	tbatch := rb.AppendTo(nil)
+	binary.BigEndian.PutUint32(tbatch[8:], uint32(len(tbatch)-12))
+	localstore.SetCRC(tbatch)
+	tpr := kmsg.NewPtrProduceRequest()
+	tpr.Acks, tpr.TransactionID = -1, &txnID
+	tpr.Topics = []kmsg.ProduceRequestTopic{{Topic: "fuzz", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: tbatch}}}}
+	add(tpr, 11)
+	rcf := kmsg.NewPtrFetchRequest()
+	rcf.MaxBytes, rcf.IsolationLevel = 1<<20, 1
+	rcf.Topics = []kmsg.FetchRequestTopic{{Topic: "fuzz", Partitions: []kmsg.FetchRequestTopicPartition{{PartitionMaxBytes: 1 << 20}}}}
+	add(rcf, 11)
 	dc := kmsg.NewPtrDescribeConfigsRequest()
 	dc.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "fuzz"}}
 	add(dc, 4)

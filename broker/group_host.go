@@ -108,10 +108,25 @@ var _ group.Log = offsetsLog{}
 
 // Append writes through the partition's one write path, waiting as acks=all
 // does (offsets.commit.timeout.ms at most).
-func (l offsetsLog) Append(ctx context.Context, batch []byte) error {
+func (l offsetsLog) Append(ctx context.Context, batch []byte) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, offsetsCommitTimeout)
 	defer cancel()
-	_, err := l.p.AppendInternal(ctx, batch)
+	info, err := l.p.AppendInternal(ctx, batch)
+	return info.BaseOffset, offsetsAppendErr(err)
+}
+
+// AppendTxn writes TxnOffsetCommit's transactional batch through the
+// partition's transactional checks (a fenced epoch, the KIP-890 guard the
+// TxnOffsetCommit handler took: a *partition.Verification or nil).
+func (l offsetsLog) AppendTxn(ctx context.Context, batch []byte, verification any) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, offsetsCommitTimeout)
+	defer cancel()
+	v, _ := verification.(*partition.Verification)
+	info, err := l.p.AppendTransactional(ctx, batch, v)
+	return info.BaseOffset, offsetsAppendErr(err)
+}
+
+func offsetsAppendErr(err error) error {
 	if errors.Is(err, partition.ErrNotLeader) || errors.Is(err, partition.ErrClosed) {
 		return fmt.Errorf("%w: %v", group.ErrNotLeader, err)
 	}
@@ -134,21 +149,24 @@ func (l offsetsLog) Read(ctx context.Context, from, upTo int64, fn func(group.Re
 	if err != nil {
 		return from, err
 	}
-	next, err := walkGroupBatches(b, fn)
+	next, err := walkInternalBatches(b, fn)
 	if next < 0 {
 		next = from
 	}
 	return next, err
 }
 
-var errBadGroupBatch = errors.New("bad " + group.OffsetsTopic + " batch")
+var errBadGroupBatch = errors.New("bad internal topic batch")
 
-// walkGroupBatches calls fn for every record of every data batch in b (bytes
-// read from a __consumer_offsets log) and returns the offset after the last
-// whole batch (-1 if there was none). Control batches are skipped; a trailing
-// partial batch ends the walk. A batch whose records do not decode is skipped
-// and reported as the error, after the walk has gone on past it.
-func walkGroupBatches(b []byte, fn func(group.Record)) (next int64, err error) {
+// walkInternalBatches calls fn for every record of every data batch in b
+// (bytes read from __consumer_offsets or __transaction_state), with the
+// batch's producer id and transactional flag, and once for every
+// transaction marker (Control set, no key or value), and returns the offset
+// after the last whole batch (-1 if there was none). Control batches the
+// cleaner emptied are skipped; a trailing partial batch ends the walk. A
+// batch whose records do not decode is skipped and reported as the error,
+// after the walk has gone on past it.
+func walkInternalBatches(b []byte, fn func(group.Record)) (next int64, err error) {
 	next = -1
 	for len(b) >= localstore.BatchHeaderSize {
 		h, herr := localstore.ParseBatchHeader(b)
@@ -162,7 +180,18 @@ func walkGroupBatches(b []byte, fn func(group.Record)) (next int64, err error) {
 		batch := b[:size]
 		b = b[size:]
 		next = h.LastOffset() + 1
-		if h.IsControl() || h.NumRecords <= 0 {
+		if h.NumRecords <= 0 {
+			continue
+		}
+		if h.IsControl() {
+			commit, _, cerr := localstore.ParseControlBatch(batch)
+			if cerr != nil {
+				if err == nil {
+					err = fmt.Errorf("%w: %v", errBadGroupBatch, cerr)
+				}
+				continue
+			}
+			fn(group.Record{Offset: h.BaseOffset, ProducerID: h.ProducerID, Control: true, Commit: commit})
 			continue
 		}
 		if berr := walkBatchRecords(h, batch, fn); berr != nil && err == nil {
@@ -180,7 +209,8 @@ func walkBatchRecords(h localstore.BatchHeader, batch []byte, fn func(group.Reco
 		return fmt.Errorf("%w: batch at %d: %v", errBadGroupBatch, h.BaseOffset, err)
 	}
 	err = localstore.WalkRecords(plain, h, localstore.IncreasingDeltas, func(r localstore.Record) bool {
-		fn(group.Record{Key: r.Key, Value: r.Value})
+		fn(group.Record{Key: r.Key, Value: r.Value, Offset: h.BaseOffset + int64(r.OffsetDelta),
+			ProducerID: h.ProducerID, Transactional: h.IsTransactional()})
 		return true
 	})
 	if err != nil {

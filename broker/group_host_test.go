@@ -58,7 +58,7 @@ func TestGroupHostLogRoundTrip(t *testing.T) {
 	first := []group.Record{{Key: []byte("k1"), Value: []byte("v1")}, {Key: []byte("k2"), Value: nil}}
 	second := []group.Record{{Key: []byte("k3"), Value: []byte("v3")}}
 	for _, b := range [][]byte{testGroupBatch(first...), testGroupBatch(second...)} {
-		if err := l.Append(ctx, b); err != nil {
+		if _, err := l.Append(ctx, b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -73,7 +73,7 @@ func TestGroupHostLogRoundTrip(t *testing.T) {
 		t.Fatalf("read all: next %d, %d records, %v", next, len(got), err)
 	}
 	if string(got[0].Key) != "k1" || string(got[0].Value) != "v1" || got[1].Value != nil || string(got[2].Key) != "k3" {
-		t.Fatalf("records: %q", got)
+		t.Fatalf("records: %+v", got)
 	}
 	got = nil
 	next, err = l.Read(ctx, 0, 2, func(r group.Record) { got = append(got, r) })
@@ -84,7 +84,7 @@ func TestGroupHostLogRoundTrip(t *testing.T) {
 		t.Fatalf("read at the end: %d %v", next, err)
 	}
 	l.p.Close()
-	if err := l.Append(ctx, testGroupBatch(second...)); !errors.Is(err, group.ErrNotLeader) {
+	if _, err := l.Append(ctx, testGroupBatch(second...)); !errors.Is(err, group.ErrNotLeader) {
 		t.Fatalf("append to a closed partition: %v", err)
 	}
 }
@@ -100,7 +100,7 @@ func FuzzGroupLogBatches(f *testing.F) {
 	f.Add(bad)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n := 0
-		walkGroupBatches(b, func(r group.Record) { n++ })
+		walkInternalBatches(b, func(r group.Record) { n++ })
 		if n > len(b) {
 			t.Fatalf("%d records out of %d bytes", n, len(b))
 		}

@@ -101,6 +101,7 @@ type Broker struct {
 	topics   *topicRegistry
 	pids     *producerIDs
 	groups   *group.Coordinator
+	txn      *txnHost // the transaction coordinator (txn_host.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -193,6 +194,10 @@ func New(opts Options) (_ *Broker, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { b.groups.Close() })
+	if b.txn, err = newTxnHost(b); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { b.txn.close() })
 	if err := b.topics.load(b.ctx); err != nil {
 		b.topics.closeAll()
 		return nil, err
@@ -260,6 +265,7 @@ func (b *Broker) Serve() error {
 		b.goBackground(func() { b.every(time.Duration(b.settings.remoteTaskIntervalMs)*time.Millisecond, b.TieringPass) })
 	}
 	b.goBackground(b.logCleanerLoop)
+	b.txn.start()
 	b.goBackground(b.isr.run)
 	b.goBackground(func() { b.every(time.Duration(b.settings.retentionCheckMs)*time.Millisecond, b.RetentionPass) })
 	for {
@@ -313,6 +319,7 @@ func (b *Broker) Close() error {
 
 	b.cancel()
 	b.groups.Close()
+	b.txn.close()
 	b.ln.Close()
 	b.connsMu.Lock()
 	for c := range b.conns {

@@ -47,6 +47,16 @@ type brokerSettings struct {
 	replicaFetchWaitMaxMs   int32  // replica.fetch.wait.max.ms
 	fetchSessionSlots       int    // max.incremental.fetch.session.cache.slots (KIP-227, fetch_session.go)
 	uncleanElection         bool   // unclean.leader.election.enable (broker default)
+
+	// transaction coordinator (txn_*.go)
+	txnMaxTimeoutMs      int64 // transaction.max.timeout.ms
+	txnIDExpirationMs    int64 // transactional.id.expiration.ms
+	txnStateParts        int32 // transaction.state.log.num.partitions
+	txnStateReplication  int16 // transaction.state.log.replication.factor
+	txnStateMinISR       int32 // transaction.state.log.min.isr
+	txnAbortCheckMs      int64 // transaction.abort.timed.out.transaction.cleanup.interval.ms
+	txnRemoveExpiredMs   int64 // transaction.remove.expired.transaction.cleanup.interval.ms
+	txnStateSegmentBytes int64 // transaction.state.log.segment.bytes
 }
 
 // brokerConfigDef is a broker config with its default.
@@ -84,6 +94,14 @@ var brokerConfigDefs = []brokerConfigDef{
 	{"replica.fetch.response.max.bytes", "10485760", typeInt, intBetween(1024, 1<<31-1)},
 	{"replica.fetch.wait.max.ms", "500", typeInt, intBetween(1, 1<<31-1)},
 	{"group.lag.metrics", "partition", typeString, oneOf("partition", "group", "off")},
+	{"transaction.max.timeout.ms", "900000", typeInt, intBetween(1, 1<<31-1)},
+	{"transactional.id.expiration.ms", "604800000", typeInt, intBetween(1, 1<<31-1)},
+	{"transaction.state.log.num.partitions", "50", typeInt, intBetween(1, 1<<20)},
+	{"transaction.state.log.replication.factor", "3", typeShort, intBetween(1, 32767)},
+	{"transaction.state.log.min.isr", "2", typeInt, intBetween(1, 32767)},
+	{"transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", typeInt, intBetween(1, 1<<31-1)},
+	{"transaction.remove.expired.transaction.cleanup.interval.ms", "3600000", typeInt, intBetween(1, 1<<31-1)},
+	{"transaction.state.log.segment.bytes", "104857600", typeInt, intBetween(1<<20, 1<<31-1)},
 	{"max.incremental.fetch.session.cache.slots", "1000", typeInt, intBetween(0, 1<<31-1)},
 }
 
@@ -112,9 +130,8 @@ var topicDefaultSynonyms = func() map[string]*topicConfigDef {
 var ignoredBrokerConfigs = map[string]bool{
 	"node.id": true, "broker.id": true, "log.dirs": true, "log.dir": true, "listeners": true,
 	"advertised.listeners": true, "log.retention.hours": true, "log.retention.minutes": true,
-	"log.roll.hours": true, "transaction.state.log.replication.factor": true,
-	"transaction.state.log.min.isr": true,
-	"metrics.listen":                true,
+	"log.roll.hours": true,
+	"metrics.listen": true,
 }
 
 func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
@@ -197,6 +214,14 @@ func parseBrokerSettings(in map[string]string) (brokerSettings, error) {
 	s.replicaFetchWaitMaxMs = int32(atoi("replica.fetch.wait.max.ms"))
 	s.fetchSessionSlots = int(atoi("max.incremental.fetch.session.cache.slots"))
 	s.uncleanElection = s.raw["unclean.leader.election.enable"] == "true"
+	s.txnMaxTimeoutMs = atoi("transaction.max.timeout.ms")
+	s.txnIDExpirationMs = atoi("transactional.id.expiration.ms")
+	s.txnStateParts = int32(atoi("transaction.state.log.num.partitions"))
+	s.txnStateReplication = int16(atoi("transaction.state.log.replication.factor"))
+	s.txnStateMinISR = int32(atoi("transaction.state.log.min.isr"))
+	s.txnAbortCheckMs = atoi("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+	s.txnRemoveExpiredMs = atoi("transaction.remove.expired.transaction.cleanup.interval.ms")
+	s.txnStateSegmentBytes = atoi("transaction.state.log.segment.bytes")
 	if 2*s.heartbeatIntervalMs > s.sessionTimeoutMs {
 		return s, fmt.Errorf("config broker.heartbeat.interval.ms %d must be at most half of broker.session.timeout.ms %d", s.heartbeatIntervalMs, s.sessionTimeoutMs)
 	}

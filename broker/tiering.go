@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/strata-broker/strata/broker/partition"
 	"github.com/strata-broker/strata/remotestore"
 	"github.com/strata-broker/strata/retention"
@@ -173,15 +175,17 @@ type remoteRead struct {
 	waitOnce sync.Once
 	cancel   context.CancelFunc
 	recs     tiering.Records
+	aborted  []kmsg.FetchResponseTopicPartitionAbortedTransaction // read_committed
 	err      error
 }
 
 // startRemoteRead starts reading a fetch below the local log start from the
 // bucket, on the bounded pool of remote readers (remote.log.reader.threads),
 // within the fetch's deadline; finished (may be nil) gets a value when it
-// ends. Reads through the connection's session continue each other, so its
+// ends. With committed (read_committed) it stops at the last stable offset
+// and lists the aborted transactions of what it read (fetch_txn.go). Reads through the connection's session continue each other, so its
 // streams fetch ahead of the consumer.
-func (b *Broker) startRemoteRead(sess *tiering.Session, deadline time.Time, p *partition.Partition, offset int64, maxBytes int, finished chan<- struct{}) *remoteRead {
+func (b *Broker) startRemoteRead(sess *tiering.Session, deadline time.Time, p *partition.Partition, offset int64, maxBytes int, committed bool, finished chan<- struct{}) *remoteRead {
 	rr := &remoteRead{done: make(chan struct{}), waiting: make(chan struct{})}
 	ctx, cancel := context.WithDeadline(b.ctx, deadline)
 	rr.cancel = cancel
@@ -206,7 +210,16 @@ func (b *Broker) startRemoteRead(sess *tiering.Session, deadline time.Time, p *p
 			}
 		}
 		defer func() { <-b.remoteReads }()
-		rr.recs, rr.err = p.ReadRemote(ctx, sess, offset, maxBytes, wait)
+		if !committed {
+			rr.recs, rr.err = p.ReadRemote(ctx, sess, offset, maxBytes, wait)
+			return
+		}
+		rr.recs, rr.err = p.ReadRemoteCommitted(ctx, sess, offset, maxBytes, wait)
+		if rr.err == nil && rr.recs.Size > 0 {
+			if rr.aborted, rr.err = abortedFor(ctx, p, offset, rr.recs); rr.err != nil {
+				rr.recs = tiering.Records{}
+			}
+		}
 	})
 	if !started {
 		cancel()

@@ -63,14 +63,22 @@ type topicRegistry struct {
 
 	// createMu serialises everything that opens, closes or deletes logs:
 	// reconciliation and this broker's own topic creation and deletion, so
-	// two paths can never both open one partition's log.
+	// two paths can never both open one partition's log. It also guards
+	// loading and inherited.
 	createMu sync.Mutex
+	// loading is true while load installs the metadata found at start-up.
+	loading bool
+	// inherited holds, per replicated partition (by topic id, so a topic
+	// re-created under the same name starts afresh) whose metadata named
+	// this broker leader at start-up, that leader epoch: a tenure of an
+	// earlier process with this node id (see applyRole).
+	inherited map[inheritedKey]int32
 
 	stopWatch func()
 }
 
 func newTopicRegistry(b *Broker) *topicRegistry {
-	r := &topicRegistry{b: b, byName: map[string]*topic{}, byID: map[[16]byte]*topic{}, controller: -1}
+	r := &topicRegistry{b: b, byName: map[string]*topic{}, byID: map[[16]byte]*topic{}, controller: -1, inherited: map[inheritedKey]int32{}}
 	b.metrics.reg.MustRegister(newPartitionCollector(b))
 	return r
 }
@@ -83,12 +91,15 @@ func (r *topicRegistry) load(ctx context.Context) error {
 		return err
 	}
 	r.createMu.Lock()
+	r.loading = true
 	for _, m := range metas {
 		if err := r.installLocked(m); err != nil {
+			r.loading = false
 			r.createMu.Unlock()
 			return err
 		}
 	}
+	r.loading = false
 	r.createMu.Unlock()
 	localstore.RemoveOrphanDirs(r.b.opts.DataDir, r.owns, r.b.log)
 	r.refreshBrokers()
@@ -132,6 +143,7 @@ func (r *topicRegistry) refreshBrokers() {
 	r.mu.Lock()
 	r.brokers, r.controller = brokers, ctl
 	r.mu.Unlock()
+	r.b.ctrl.observeBrokers(brokers, time.Now())
 }
 
 // liveBrokers is the cached live broker set, sorted by node id.
@@ -219,10 +231,11 @@ func (r *topicRegistry) installLocked(m coord.TopicMeta) error {
 	}
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
-	// The group coordinator looks its partitions up in the registry, so it
-	// hears of leadership only once the topic is there.
+	// The group and transaction coordinators look their partitions up in
+	// the registry, so they hear of leadership only once the topic is there.
 	for _, p := range t.hosted() {
 		r.b.offsetsLeadership(m.Name, p, p.IsLeader())
+		r.b.transactionLeadership(m.Name, p, p.IsLeader())
 	}
 	return nil
 }
@@ -231,8 +244,37 @@ func (r *topicRegistry) installLocked(m coord.TopicMeta) error {
 // LeaderAndIsr handling): the leader serves and owns ISR changes; a
 // follower reconciles with and fetches from the leader; with no leader
 // (offline) it waits.
+//
+// A leadership found in the metadata at start-up is not resumed. load runs
+// before RegisterBroker, so no controller can have elected this process
+// yet: the tenure belongs to an earlier process with this node id, whose
+// log may have been longer (a wiped or replaced disk, KIP-903's case).
+// Resuming it would serve that shorter log at the old leader epoch, and the
+// followers, reconnecting to the same leader at the same epoch, would
+// truncate to it — acknowledged records lost. Kafka's restarted broker waits
+// for the controller the same way. So the replica stays passive (neither
+// leading nor fetching, answering NOT_LEADER_OR_FOLLOWER) until the
+// controller, seeing the new registration, writes a newer leader epoch:
+// another ISR member's, or this broker's own when it is the last one.
+// Partitions with one replica have no one to wait for and lead at once.
 func (r *topicRegistry) applyRole(m coord.TopicMeta, p *partition.Partition, pm coord.PartitionMeta) {
 	self := r.b.opts.NodeID
+	k := inheritedKey{m.ID, pm.Partition}
+	if pm.Leader == self && len(pm.Replicas) > 1 {
+		if r.loading {
+			r.inherited[k] = pm.LeaderEpoch
+		}
+		if e, ok := r.inherited[k]; ok && pm.LeaderEpoch <= e {
+			if r.loading {
+				r.b.log.Info("not resuming a leadership of an earlier process; waiting for the controller", "topic", m.Name,
+					"partition", pm.Partition, "leader_epoch", pm.LeaderEpoch)
+			}
+			p.BecomeFollower(pm)
+			r.b.replicas.unfollow(p)
+			return
+		}
+	}
+	delete(r.inherited, k)
 	switch {
 	case pm.Leader == self:
 		r.b.replicas.unfollow(p)
@@ -247,6 +289,12 @@ func (r *topicRegistry) applyRole(m coord.TopicMeta, p *partition.Partition, pm 
 		p.BecomeFollower(pm)
 		r.b.replicas.unfollow(p)
 	}
+}
+
+// inheritedKey names one partition of one topic incarnation.
+type inheritedKey struct {
+	topicID   [16]byte
+	partition int32
 }
 
 func (t *topic) cfgOrNil() *topicConfig {
@@ -273,6 +321,7 @@ func (r *topicRegistry) dropLocked(t *topic, deleteRemote bool) error {
 	for _, p := range t.hosted() {
 		r.b.replicas.unfollow(p)
 		r.b.offsetsLeadership(t.meta.Name, p, false)
+		r.b.transactionLeadership(t.meta.Name, p, false)
 		tp := p.Tier()
 		if err := p.Delete(); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s-%d: %w", t.meta.Name, p.Index, err))

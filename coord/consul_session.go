@@ -231,8 +231,9 @@ func (c *Consul) keep() {
 }
 
 // beat is one heartbeat round: pass the TTL check, confirm the session
-// still exists (or make one), and only then move SessionValidUntil to the
-// round's start plus SessionTimeout. The agent reset the check's TTL after
+// still exists (or make one), and only then — once the watched view has
+// caught up with this broker's registration (viewCoversRegistration) — move
+// SessionValidUntil to the round's start plus SessionTimeout. The agent reset the check's TTL after
 // the round started, so neither the check nor the session can lapse before
 // that.
 //
@@ -306,12 +307,30 @@ func (c *Consul) beat(k *keeper) {
 		c.mu.Unlock()
 	}
 	k.lastOK = start
-	c.validUntil.Store(int64(start.Add(c.opts.SessionTimeout).Sub(c.base)))
 	if k.failing != "" {
 		c.log.Info("coord: consul heartbeats resumed", "node", c.opts.NodeID)
 		k.failing = ""
 	}
 	c.reregister(ctx, k, sid)
+	if c.viewCoversRegistration() {
+		c.validUntil.Store(int64(start.Add(c.opts.SessionTimeout).Sub(c.base)))
+	}
+}
+
+// viewCoversRegistration reports whether the watched view is at least as
+// new as this broker's registration (its key's creation index is the broker
+// epoch). Until it is, SessionValidUntil does not move: a broker whose
+// session lapsed (a long pause, Consul unreachable) and was just replaced
+// may have been deposed meanwhile, and its view — the last watch result
+// from before — may still name it leader. Acknowledging acks=0/1 writes
+// then would make two leaders of one partition at once (the new one at a
+// newer epoch; the zombie's records lost to truncation). A watch result
+// at or past the new registration's index shows every election made before
+// it. While registered under the same session this always holds.
+func (c *Consul) viewCoversRegistration() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.regSession == "" || uint64(c.mu.self.Epoch) <= c.mu.snap.index
 }
 
 func (c *Consul) keeperFailed(k *keeper, what string, err error) {

@@ -244,3 +244,39 @@ func TestConsulLeaderWriteNeedsLiveSession(t *testing.T) {
 		t.Fatalf("write landed: isr %v", got)
 	}
 }
+
+// TestConsulLeaseWaitsForTheView: a broker whose session lapsed gets a new
+// session and registration at its next heartbeat, but SessionValidUntil
+// stays in the past until its watch has caught up with the new
+// registration. Its view from before the lapse may be stale — another
+// leader elected while it was away — and until it sees the present it must
+// not acknowledge acks=0/1 writes as leader (e2e TestClusterConsulOutage
+// saw a broker do so for 200 ms after an outage, its watch still backing
+// off, and lose those records to truncation).
+func TestConsulLeaseWaitsForTheView(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.open(1)
+	first := register(t, a, 1, "a")
+	old := coord.SessionID(a)
+	coord.PauseWatch(a, true)
+	coord.PauseHeartbeats(a, true)
+	waitFor(t, "the lapsed session to be gone", func() bool {
+		info, _, err := cl.api.Session().Info(old, nil)
+		return err == nil && info == nil
+	})
+	coord.PauseHeartbeats(a, false)
+	waitFor(t, "a new registration", func() bool {
+		p := cl.get("brokers/1")
+		return p != nil && p.Session != old && p.CreateIndex > uint64(first.Epoch)
+	})
+	n := coord.Heartbeats(a)
+	waitFor(t, "three more heartbeat rounds", func() bool { return coord.Heartbeats(a) >= n+3 })
+	if until := a.SessionValidUntil(); until.After(time.Now()) {
+		t.Fatalf("session valid until %v with the view still from before the lapse", until)
+	}
+	coord.PauseWatch(a, false)
+	waitFor(t, "the lease once the view caught up", func() bool { return a.SessionValidUntil().After(time.Now()) })
+	if self := a.Self(); self.Epoch <= first.Epoch {
+		t.Fatalf("epoch %d after the lapse, was %d", self.Epoch, first.Epoch)
+	}
+}

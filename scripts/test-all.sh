@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
-# e2e builds a small librdkafka admin program (e2e/testdata/rdkafka_admin.c).
+# e2e builds small librdkafka programs (e2e/testdata/rdkafka_admin.c, rdkafka_txn.c).
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 [ -f /usr/include/librdkafka/rdkafka.h ] || need_apt+=(librdkafka-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then

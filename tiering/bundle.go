@@ -10,8 +10,15 @@ import (
 
 // The index bundle is one object per remote segment holding what a reader or
 // a restore needs besides the .log: the offset index, the time index, the
-// producer snapshot and the leader epochs. One object instead of four is
-// three fewer PUTs per copy and GETs per cold read.
+// producer snapshot, the leader epochs and the transaction index. One object
+// instead of five is four fewer PUTs per copy and GETs per cold read.
+//
+// The transaction index section (Kafka's .txnindex bytes: the aborted
+// transactions whose abort marker is in the segment, KIP-98) lets a
+// read_committed fetch from the bucket list the aborted transactions as a
+// local one does. Bundles written before it existed have no such section:
+// they were copied when the broker refused transactional batches, so their
+// segments hold no transaction and HasTxnIndex false means "none".
 //
 //	"STIX" | version u8 | sections (type u8, length u32, bytes)… | CRC-32C u32 of all before
 const (
@@ -22,9 +29,13 @@ const (
 	sectionTimeIndex   = 2
 	sectionSnapshot    = 3
 	sectionEpochs      = 4
+	sectionTxnIndex    = 5
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// txnIndexEntrySize is one .txnindex entry (Kafka's AbortedTxn.TOTAL_SIZE).
+const txnIndexEntrySize = 34
 
 // Bundle is a decoded index bundle.
 type Bundle struct {
@@ -32,6 +43,11 @@ type Bundle struct {
 	TimeIndex   []byte // Kafka .timeindex bytes: (int64 timestamp, int32 relative offset) entries
 	Snapshot    []byte // producer-state snapshot after the segment, if one existed
 	Epochs      []EpochStart
+	// TxnIndex is the segment's aborted transactions in Kafka's .txnindex
+	// layout (localstore.AppendTxnIndex); HasTxnIndex is false for bundles
+	// written before the section existed.
+	TxnIndex    []byte
+	HasTxnIndex bool
 }
 
 // Encode serialises the bundle.
@@ -52,6 +68,9 @@ func (b *Bundle) Encode() []byte {
 		ep = binary.BigEndian.AppendUint64(ep, uint64(e.StartOffset))
 	}
 	add(sectionEpochs, ep)
+	if b.HasTxnIndex {
+		add(sectionTxnIndex, b.TxnIndex)
+	}
 	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 }
 
@@ -106,6 +125,11 @@ func DecodeBundle(b []byte) (*Bundle, error) {
 					StartOffset: int64(binary.BigEndian.Uint64(data[i+4:])),
 				})
 			}
+		case sectionTxnIndex:
+			if len(data)%txnIndexEntrySize != 0 {
+				return nil, fmt.Errorf("%w: transaction index of %d bytes", ErrCorruptObject, len(data))
+			}
+			out.TxnIndex, out.HasTxnIndex = data, true
 		default:
 			// Unknown sections are skipped so newer writers stay readable.
 		}

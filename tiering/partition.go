@@ -21,6 +21,9 @@ type LocalLog interface {
 	RecoveryPoint() int64
 	WaitSealed()
 	EpochStarts() []localstore.EpochStart
+	// SegmentTxnIndex is a sealed segment's aborted transactions in
+	// .txnindex layout (localstore.Log.SegmentTxnIndex).
+	SegmentTxnIndex(base, next int64) ([]byte, error)
 }
 
 // Partition is one partition's tiered state: its manifest and the copy loop.
@@ -308,6 +311,10 @@ func (p *Partition) uploadBundle(ctx context.Context, entry RemoteSegment, seg l
 	if snap, err := os.ReadFile(localstore.SnapshotFile(p.log.Dir(), seg.NextOffset)); err == nil {
 		b.Snapshot = snap
 	}
+	if b.TxnIndex, err = p.log.SegmentTxnIndex(seg.BaseOffset, seg.NextOffset); err != nil {
+		return fmt.Errorf("tiering: transaction index of segment %d: %w", seg.BaseOffset, err)
+	}
+	b.HasTxnIndex = true
 	enc := b.Encode()
 	if err := p.mgr.opts.Store.Put(ctx, entry.IndexesKey(p.ms.prefix), bytes.NewReader(enc), int64(len(enc))); err != nil {
 		return fmt.Errorf("tiering: upload %s: %w", entry.IndexesKey(p.ms.prefix), err)

@@ -43,6 +43,30 @@ func (r Records) Batches(fn func(h localstore.BatchHeader, batch []byte) bool) e
 	return nil
 }
 
+// Before returns the leading batches whose base offset is below offset
+// (views, no copy): read_committed stops at the last stable offset.
+func (r Records) Before(offset int64) Records {
+	var out Records
+	for _, p := range r.Parts {
+		n := 0
+		for n+localstore.BatchHeaderSize <= len(p) {
+			h, err := localstore.ParseBatchHeader(p[n:])
+			if err != nil || h.BaseOffset >= offset || n+h.Size() > len(p) {
+				break
+			}
+			n += h.Size()
+		}
+		if n > 0 {
+			out.Parts = append(out.Parts, p[:n:n])
+			out.Size += n
+		}
+		if n < len(p) {
+			break
+		}
+	}
+	return out
+}
+
 // Read is one read outside any session: nothing is fetched ahead for it, and
 // nothing stays in flight after it returns. Consumers read through a Session.
 func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (Records, error) {
@@ -121,4 +145,38 @@ func (m *Manager) fetchChunk(ctx context.Context, key string, k, size int64) ([]
 	}
 	m.metrics.chunkFetches.Inc()
 	return buf, nil
+}
+
+// AbortedTransactions lists the aborted transactions overlapping the remote
+// records [start, upper) for a read_committed fetch from the bucket, from
+// the index bundles of the segment holding start and the ones after it
+// (Kafka's RemoteLogManager.collectAbortedTransactions). complete is false
+// when the remote segments ran out before an entry's last stable offset
+// reached upper: a marker in the local log may still close a transaction
+// that started here, and the caller goes on with the local log's index.
+func (p *Partition) AbortedTransactions(ctx context.Context, start, upper int64) (out []localstore.AbortedTxn, complete bool, err error) {
+	if upper <= start {
+		return nil, true, nil
+	}
+	m := p.Manifest()
+	for _, seg := range m.Readable() {
+		if seg.LastOffset < start {
+			continue
+		}
+		b, err := p.mgr.bundle(ctx, p.ms.prefix, seg)
+		if err != nil {
+			return nil, false, err
+		}
+		if !b.HasTxnIndex {
+			continue // copied before transactions existed: none aborted here
+		}
+		entries, err := localstore.DecodeTxnIndex(b.TxnIndex, seg.BaseOffset, seg.LastOffset+1)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: transaction index of %s: %v", ErrCorruptObject, seg.ID, err)
+		}
+		if out, complete = localstore.CollectAbortedTxns(out, entries, start, upper); complete {
+			return out, true, nil
+		}
+	}
+	return out, false, nil
 }

@@ -86,7 +86,8 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 }
 
 // OffsetFetch answers an OffsetFetch (v0–v9): committed offsets, -1 for a
-// partition with none and for every partition of an unknown group. v2+ may
+// partition with none and for every partition of an unknown group; v7+'s
+// require_stable waits out pending transactional commits (KIP-447). v2+ may
 // ask for all of a group's offsets (null topics) and carry group-level
 // errors at the top; v0–v1 carry them per partition; v8+ asks for several
 // groups (KIP-709).
@@ -101,7 +102,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 					topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions})
 				}
 			}
-			resp.Groups = append(resp.Groups, c.fetchGroupOffsets(ctx, rg.Group, topics))
+			resp.Groups = append(resp.Groups, c.fetchGroupOffsets(ctx, rg.Group, topics, req.RequireStable))
 		}
 		return resp
 	}
@@ -109,7 +110,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 	if req.Version < 2 && topics == nil {
 		topics = []kmsg.OffsetFetchRequestTopic{}
 	}
-	sg := c.fetchGroupOffsets(ctx, req.Group, topics)
+	sg := c.fetchGroupOffsets(ctx, req.Group, topics, req.Version >= 7 && req.RequireStable)
 	resp.ErrorCode = sg.ErrorCode
 	if req.Version < 2 && sg.ErrorCode != 0 {
 		// v0–v1 have no group-level error: put it on each partition.
@@ -130,7 +131,10 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 }
 
 // fetchGroupOffsets answers one group; nil topics means all committed.
-func (c *Coordinator) fetchGroupOffsets(ctx context.Context, groupID string, topics []kmsg.OffsetFetchRequestTopic) kmsg.OffsetFetchResponseGroup {
+// requireStable (KIP-447, v7+) answers UNSTABLE_OFFSET_COMMIT for a
+// partition whose transactional commit waits for its marker
+// (txn_offsets.go); without it the committed offset is returned.
+func (c *Coordinator) fetchGroupOffsets(ctx context.Context, groupID string, topics []kmsg.OffsetFetchRequestTopic, requireStable bool) kmsg.OffsetFetchResponseGroup {
 	sg := kmsg.NewOffsetFetchResponseGroup()
 	sg.Group = groupID
 	if groupID == "" {
@@ -152,6 +156,9 @@ func (c *Coordinator) fetchGroupOffsets(ctx context.Context, groupID string, top
 				sp.Partition, sp.Offset, sp.LeaderEpoch = p, o.offset, o.leaderEpoch
 				md := o.metadata
 				sp.Metadata = &md
+				if requireStable && g.hasPendingTxn(t.Topic, p) {
+					sp.Offset, sp.LeaderEpoch, sp.ErrorCode = -1, -1, kerr.UnstableOffsetCommit.Code
+				}
 				st.Partitions = append(st.Partitions, sp)
 			}
 			sg.Topics = append(sg.Topics, st)

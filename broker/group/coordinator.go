@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/strata-broker/strata/broker/kafkahash"
+
 	"github.com/strata-broker/strata/broker/clock"
 )
 
@@ -112,7 +114,10 @@ type Coordinator struct {
 		partitions map[int32]*ownedPartition
 		// epochs is the newest leader epoch seen per partition, by
 		// Elected or Resigned, so a stale event is ignored.
-		epochs        map[int32]int32
+		epochs map[int32]int32
+		// txnGroups indexes the groups with pending transactional
+		// offsets by producer id (txn_offsets.go).
+		txnGroups     map[int64]map[string]struct{}
 		loadQueue     []*ownedPartition
 		loaderRunning bool
 		expiry        clock.Timer
@@ -131,6 +136,7 @@ func New(opts Options) (*Coordinator, error) {
 	c.mu.groups = map[string]*group{}
 	c.mu.partitions = map[int32]*ownedPartition{}
 	c.mu.epochs = map[int32]int32{}
+	c.mu.txnGroups = map[int64]map[string]struct{}{}
 	if opts.Registerer != nil && opts.LagMetrics != LagOff {
 		if err := opts.Registerer.Register(newLagCollector(c)); err != nil {
 			return nil, fmt.Errorf("group: register metrics: %w", err)
@@ -214,34 +220,10 @@ func (c *Coordinator) isClosed() bool {
 
 func (c *Coordinator) now() time.Time { return c.clock.Now() }
 
-// javaStringHashCode is Java's String.hashCode over UTF-16 code units.
-func javaStringHashCode(s string) int32 {
-	var h int32
-	for _, r := range s {
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		h = 31*h + int32(r)
-	}
-	return h
-}
-
-// partitionFor is Kafka's GroupMetadataManager.partitionFor:
-// Utils.abs(groupId.hashCode) % n, where Utils.abs maps Integer.MIN_VALUE
-// to 0, so a Kafka tool reading __consumer_offsets finds a group's records
-// where it expects them.
-func partitionFor(groupID string, n int32) int32 {
-	h := javaStringHashCode(groupID)
-	if h == -1<<31 {
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % n
-}
+// partitionFor is Kafka's GroupMetadataManager.partitionFor, so a Kafka
+// tool reading __consumer_offsets finds a group's records where it expects
+// them.
+func partitionFor(groupID string, n int32) int32 { return kafkahash.PartitionFor(groupID, n) }
 
 // lookup finds a group, creating an Empty one when create is set. Errors are
 // what Kafka answers before touching a group: COORDINATOR_NOT_AVAILABLE (no
@@ -338,8 +320,14 @@ func (c *Coordinator) anyLoading() bool {
 // partition and returns once they are committed (the caller holds g.mu, so
 // a group's records land in the order its state changed).
 func (c *Coordinator) appendRecords(g *group, recs []groupRecord) error {
+	_, err := c.appendRecordsAt(g, recs)
+	return err
+}
+
+// appendRecordsAt is appendRecords returning the first record's offset.
+func (c *Coordinator) appendRecordsAt(g *group, recs []groupRecord) (int64, error) {
 	if len(recs) == 0 {
-		return nil
+		return -1, nil
 	}
 	return g.owner.log.Append(c.ctx, buildGroupBatch(recs, c.now().UnixMilli()))
 }

@@ -19,6 +19,7 @@
 //	group.go        one group: members, session timers, heartbeat, leave
 //	rebalance.go    the classic rebalance: join phase, protocol choice, sync phase
 //	offsets.go      committed offsets: commit, fetch, delete, offsets.retention.minutes expiry
+//	txn_offsets.go  TxnOffsetCommit: offsets pending until the transaction's marker (KIP-98/447)
 //	metadata.go     a group's membership as a GroupMetadataValue, written and restored
 //	records.go      the __consumer_offsets record formats and batch encoding (kmsg types)
 //	api_members.go  JoinGroup, SyncGroup, Heartbeat, LeaveGroup requests

@@ -89,6 +89,9 @@ type group struct {
 		delayBudgetLeft time.Duration
 
 		offsets map[string]map[int32]committedOffset
+		// pendingTxn holds TxnOffsetCommit offsets per producer id until
+		// the transaction's marker commits or aborts them (txn_offsets.go).
+		pendingTxn map[int64]map[topicPartition]committedOffset
 	}
 }
 
@@ -100,6 +103,7 @@ func newGroup(c *Coordinator, id string, owner *ownedPartition) *group {
 	g.mu.static = map[string]string{}
 	g.mu.pending = map[string]clock.Timer{}
 	g.mu.offsets = map[string]map[int32]committedOffset{}
+	g.mu.pendingTxn = map[int64]map[topicPartition]committedOffset{}
 	return g
 }
 

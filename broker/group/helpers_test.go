@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/clock"
+	"github.com/strata-broker/strata/localstore"
 )
 
 // memLog is an in-memory __consumer_offsets partition. Append checks each
@@ -36,34 +37,73 @@ type memLog struct {
 	// readStarted hears each Read begin.
 	gate        chan struct{}
 	readStarted chan struct{}
+	// epochs is the newest epoch appended per producer id.
+	epochs map[int64]int16
 }
 
 var _ Log = (*memLog)(nil)
 
-func (l *memLog) Append(ctx context.Context, batch []byte) error {
+func (l *memLog) Append(ctx context.Context, batch []byte) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.appendLocked(batch)
+}
+
+// AppendTxn fences producer epochs older than the log has seen, as the real
+// partition does; verification is not checked here (the broker's tests do).
+func (l *memLog) AppendTxn(ctx context.Context, batch []byte, verification any) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var rb kmsg.RecordBatch
+	if err := rb.ReadFrom(batch); err != nil {
+		return -1, err
+	}
+	if e, ok := l.epochs[rb.ProducerID]; ok && rb.ProducerEpoch < e {
+		return -1, fmt.Errorf("memLog: %w", kerr.InvalidProducerEpoch)
+	}
+	return l.appendLocked(batch)
+}
+
+// appendMarker writes a transaction marker for producerID.
+func (l *memLog) appendMarker(producerID int64, epoch int16, commit bool) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	off, err := l.appendLocked(localstore.BuildControlBatch(producerID, epoch, 0, commit, 0))
+	if err != nil {
+		panic(err)
+	}
+	return off
+}
+
+func (l *memLog) appendLocked(batch []byte) (int64, error) {
 	if l.appendErr != nil {
-		return l.appendErr
+		return -1, l.appendErr
 	}
 	// Kafka's framing, checked independently of the encoder: length at
 	// byte 8 counts what follows it, CRC at 17 covers bytes 21 on.
 	if got, want := int(binary.BigEndian.Uint32(batch[8:])), len(batch)-12; got != want {
-		return fmt.Errorf("memLog: batch length field %d, want %d", got, want)
+		return -1, fmt.Errorf("memLog: batch length field %d, want %d", got, want)
 	}
 	if got, want := binary.BigEndian.Uint32(batch[17:]), crc32.Checksum(batch[21:], crc32.MakeTable(crc32.Castagnoli)); got != want {
-		return fmt.Errorf("memLog: bad CRC %x, want %x", got, want)
+		return -1, fmt.Errorf("memLog: bad CRC %x, want %x", got, want)
 	}
 	var rb kmsg.RecordBatch
 	if err := rb.ReadFrom(batch); err != nil {
-		return err
+		return -1, err
 	}
+	base := l.end
 	b := append([]byte(nil), batch...)
 	binary.BigEndian.PutUint64(b, uint64(l.end))
 	l.batches = append(l.batches, b)
 	l.end += int64(rb.LastOffsetDelta) + 1
 	l.appends++
-	return nil
+	if rb.ProducerID >= 0 {
+		if l.epochs == nil {
+			l.epochs = map[int64]int16{}
+		}
+		l.epochs[rb.ProducerID] = max(l.epochs[rb.ProducerID], rb.ProducerEpoch)
+	}
+	return base, nil
 }
 
 func (l *memLog) StartOffset() int64 { l.mu.Lock(); defer l.mu.Unlock(); return l.start }
@@ -102,7 +142,17 @@ func (l *memLog) Read(ctx context.Context, from, upTo int64, fn func(Record)) (i
 		if err != nil {
 			return next, err
 		}
-		for _, r := range recs {
+		for i, r := range recs {
+			r.Offset = rb.FirstOffset + int64(i)
+			r.ProducerID = rb.ProducerID
+			r.Transactional = rb.Attributes&0x10 != 0
+			if rb.Attributes&0x20 != 0 {
+				var k kmsg.ControlRecordKey
+				if err := k.ReadFrom(r.Key); err != nil {
+					return next, err
+				}
+				r = Record{Offset: r.Offset, ProducerID: rb.ProducerID, Control: true, Commit: k.Type == 1}
+			}
 			fn(r)
 		}
 		next = rb.FirstOffset + int64(rb.LastOffsetDelta) + 1

@@ -52,8 +52,23 @@ type Host interface {
 	HighWatermark(topic string, partition int32) (hw int64, ok bool)
 }
 
-// Record is one key and value read back from __consumer_offsets.
-type Record struct{ Key, Value []byte }
+// Record is one record read back from __consumer_offsets, with what its
+// batch says about transactions: TxnOffsetCommit writes offsets in
+// transactional batches of the producer (ProducerID, Transactional), and the
+// transaction coordinator's marker (Control, Commit; no key or value) later
+// commits or aborts them (KIP-98).
+type Record struct {
+	Key, Value []byte
+	// Offset is the record's offset in the partition.
+	Offset int64
+	// ProducerID is the batch's producer id, -1 for none.
+	ProducerID int64
+	// Transactional: the batch belongs to the producer's transaction.
+	Transactional bool
+	// Control: a transaction marker for ProducerID; Commit says which.
+	Control bool
+	Commit  bool
+}
 
 // Log is one __consumer_offsets partition this broker leads.
 type Log interface {
@@ -63,8 +78,16 @@ type Log interface {
 	// in-sync replicas. The wait is bounded by the Log (Kafka's
 	// offsets.commit.timeout.ms) and by ctx, which ends when the coordinator
 	// closes. An error means the batch may or may not be in the log; wrap
-	// ErrNotLeader when this broker no longer leads the partition.
-	Append(ctx context.Context, batch []byte) error
+	// ErrNotLeader when this broker no longer leads the partition. It
+	// returns the offset the batch's first record got.
+	Append(ctx context.Context, batch []byte) (int64, error)
+	// AppendTxn is Append for a transactional batch of TxnOffsetCommit
+	// records (KIP-98): the log refuses a producer epoch older than it
+	// has seen (kerr.InvalidProducerEpoch, wrapped) and a batch that would
+	// start the producer's transaction without verification
+	// (kerr.InvalidTxnState); verification is the caller's opaque KIP-890
+	// guard, passed through from TxnOffsetCommit.
+	AppendTxn(ctx context.Context, batch []byte, verification any) (int64, error)
 	// StartOffset is the first offset in the log.
 	StartOffset() int64
 	// EndOffset is the offset the next append gets. Loading replays up to
@@ -72,8 +95,8 @@ type Log interface {
 	// end: a newly elected leader's high watermark can trail records the
 	// previous leader had already acknowledged.
 	EndOffset() int64
-	// Read calls fn for every record of the data batches (control batches
-	// skipped) starting at offset from, a batch boundary, for up to a few
+	// Read calls fn for every record of the data batches and for every
+	// transaction marker (one Record with Control set) starting at offset from, a batch boundary, for up to a few
 	// MiB and never past upTo, and returns the offset after the last whole
 	// batch read. next > from with an error means a batch whose records
 	// did not decode was skipped and reading can go on from next; next <=

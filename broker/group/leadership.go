@@ -25,6 +25,9 @@ type ownedPartition struct {
 	log   Log
 	// loading is guarded by Coordinator.mu.
 	loading bool
+	// completions are transaction markers written while loading, applied
+	// once the load is installed; guarded by Coordinator.mu.
+	completions []txnCompletion
 }
 
 // Elected makes this broker the coordinator of partition p's groups at the

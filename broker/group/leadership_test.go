@@ -173,7 +173,7 @@ func TestElectedEpochs(t *testing.T) {
 		t.Fatalf("after stale events: %v %v", o, err)
 	}
 	// Another leader commits at epoch 4, then leadership comes back at 5.
-	if err := l.Append(ctx, buildGroupBatch([]groupRecord{offsetCommitRecord("g", "t", 0, committedOffset{offset: 99, expireTime: -1})}, 0)); err != nil {
+	if _, err := l.Append(ctx, buildGroupBatch([]groupRecord{offsetCommitRecord("g", "t", 0, committedOffset{offset: 99, expireTime: -1})}, 0)); err != nil {
 		t.Fatal(err)
 	}
 	f.c.Elected(0, 5)

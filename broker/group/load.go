@@ -20,12 +20,31 @@ type loadedGroup struct {
 // groupReplay accumulates records in log order.
 type groupReplay struct {
 	groups map[string]*loadedGroup
-	bad    int // records that did not decode, skipped
+	// pending are TxnOffsetCommit offsets whose marker has not been read
+	// (yet): producer id → group → partition (Kafka's loader keeps the
+	// same pendingOffsets map).
+	pending map[int64]map[string]map[topicPartition]committedOffset
+	bad     int // records that did not decode, skipped
 }
 
-func newGroupReplay() *groupReplay { return &groupReplay{groups: map[string]*loadedGroup{}} }
+func newGroupReplay() *groupReplay {
+	return &groupReplay{groups: map[string]*loadedGroup{}, pending: map[int64]map[string]map[topicPartition]committedOffset{}}
+}
 
-func (r *groupReplay) apply(key, value []byte) {
+// apply replays one non-transactional record (tests and fuzzing give no
+// offset; the order of calls is the log's).
+func (r *groupReplay) apply(key, value []byte) { r.applyAt(key, value, 0) }
+
+func (r *groupReplay) loaded(id string) *loadedGroup {
+	lg := r.groups[id]
+	if lg == nil {
+		lg = &loadedGroup{offsets: map[string]map[int32]committedOffset{}}
+		r.groups[id] = lg
+	}
+	return lg
+}
+
+func (r *groupReplay) applyAt(key, value []byte, offset int64) {
 	e, ok, err := decodeGroupRecord(key, value)
 	if err != nil {
 		r.bad++
@@ -34,11 +53,10 @@ func (r *groupReplay) apply(key, value []byte) {
 	if !ok {
 		return
 	}
-	lg := r.groups[e.group]
-	if lg == nil {
-		lg = &loadedGroup{offsets: map[string]map[int32]committedOffset{}}
-		r.groups[e.group] = lg
+	if e.offset != nil {
+		e.offset.logOffset = offset
 	}
+	lg := r.loaded(e.group)
 	switch {
 	case e.isOffset && e.offset == nil:
 		if ps := lg.offsets[e.topic]; ps != nil {
@@ -59,8 +77,77 @@ func (r *groupReplay) apply(key, value []byte) {
 	}
 }
 
-// record feeds one Record through apply (the Log.Read callback).
-func (r *groupReplay) record(rec Record) { r.apply(rec.Key, rec.Value) }
+// record feeds one Record through the replay (the Log.Read callback):
+// offsets of transactional batches wait for their producer's marker, which
+// commits them into the group's offsets (when newer than what is there) or
+// drops them; everything else applies at once.
+func (r *groupReplay) record(rec Record) {
+	switch {
+	case rec.Control:
+		r.completeTxn(rec.ProducerID, rec.Commit)
+	case rec.Transactional && rec.ProducerID >= 0:
+		r.pendingAt(rec)
+	default:
+		r.applyAt(rec.Key, rec.Value, rec.Offset)
+	}
+}
+
+// pendingAt keeps a transactional offset commit (or its removal by a
+// tombstone) until the marker; other record kinds in a transactional batch
+// are not written by a coordinator and replay as usual.
+func (r *groupReplay) pendingAt(rec Record) {
+	e, ok, err := decodeGroupRecord(rec.Key, rec.Value)
+	if err != nil {
+		r.bad++
+		return
+	}
+	if !ok {
+		return
+	}
+	if !e.isOffset {
+		r.applyAt(rec.Key, rec.Value, rec.Offset)
+		return
+	}
+	r.loaded(e.group) // the group exists from its first commit, as in Kafka
+	byGroup := r.pending[rec.ProducerID]
+	if byGroup == nil {
+		byGroup = map[string]map[topicPartition]committedOffset{}
+		r.pending[rec.ProducerID] = byGroup
+	}
+	tp := topicPartition{e.topic, e.partition}
+	if e.offset == nil {
+		delete(byGroup[e.group], tp)
+		return
+	}
+	if byGroup[e.group] == nil {
+		byGroup[e.group] = map[topicPartition]committedOffset{}
+	}
+	o := *e.offset
+	o.logOffset = rec.Offset
+	byGroup[e.group][tp] = o
+}
+
+// completeTxn applies producerID's marker to what it has pending.
+func (r *groupReplay) completeTxn(producerID int64, commit bool) {
+	byGroup := r.pending[producerID]
+	delete(r.pending, producerID)
+	if !commit {
+		return
+	}
+	for id, tps := range byGroup {
+		lg := r.loaded(id)
+		for tp, o := range tps {
+			ps := lg.offsets[tp.topic]
+			if ps == nil {
+				ps = map[int32]committedOffset{}
+				lg.offsets[tp.topic] = ps
+			}
+			if cur, ok := ps[tp.partition]; !ok || cur.logOffset < o.logOffset {
+				ps[tp.partition] = o
+			}
+		}
+	}
+}
 
 // startLoaderLocked starts the loader goroutine unless it runs already.
 func (c *Coordinator) startLoaderLocked() {
@@ -144,8 +231,20 @@ func (c *Coordinator) replayPartition(op *ownedPartition) (r *groupReplay, ok bo
 func (c *Coordinator) install(op *ownedPartition, r *groupReplay) bool {
 	now := c.now().UnixMilli()
 	var groups []*group
+	pendingOf := map[string]map[int64]map[topicPartition]committedOffset{}
+	for pid, byGroup := range r.pending {
+		for id, tps := range byGroup {
+			if len(tps) == 0 {
+				continue
+			}
+			if pendingOf[id] == nil {
+				pendingOf[id] = map[int64]map[topicPartition]committedOffset{}
+			}
+			pendingOf[id][pid] = tps
+		}
+	}
 	for id, lg := range r.groups {
-		if lg.metadata == nil && len(lg.offsets) == 0 {
+		if lg.metadata == nil && len(lg.offsets) == 0 && len(pendingOf[id]) == 0 {
 			continue
 		}
 		g := newGroup(c, id, op)
@@ -156,6 +255,9 @@ func (c *Coordinator) install(op *ownedPartition, r *groupReplay) bool {
 			}
 		}
 		g.mu.offsets = lg.offsets
+		if p := pendingOf[id]; p != nil {
+			g.mu.pendingTxn = p
+		}
 		groups = append(groups, g)
 	}
 	c.mu.Lock()
@@ -165,9 +267,20 @@ func (c *Coordinator) install(op *ownedPartition, r *groupReplay) bool {
 	}
 	for _, g := range groups {
 		c.mu.groups[g.id] = g
+		for pid := range g.mu.pendingTxn {
+			c.indexTxnLocked(pid, g.id)
+		}
 	}
 	op.loading = false
+	completions := op.completions
+	op.completions = nil
 	c.mu.Unlock()
+	// Markers written while the partition loaded may lie beyond what the
+	// replay read; each applies only to offsets written before it, so one
+	// the replay already saw changes nothing.
+	for _, tc := range completions {
+		c.CompleteTransaction(op.index, tc.producerID, tc.commit, tc.markerOffset)
+	}
 	// Session timers start once the group can be reached; a group
 	// unloaded since (Dead) gets none.
 	for _, g := range groups {

@@ -67,15 +67,17 @@ func (g *group) commit(parts []offsetCommitPart) {
 	if len(recs) == 0 {
 		return
 	}
-	if err := g.c.appendRecords(g, recs); err != nil {
+	base, err := g.c.appendRecordsAt(g, recs)
+	if err != nil {
 		g.c.log.Error("cannot store offset commit", "group", g.id, "err", err)
 		for _, i := range idx {
 			parts[i].err = appendErr(err)
 		}
 		return
 	}
-	for _, i := range idx {
+	for k, i := range idx {
 		p := &parts[i]
+		p.offset.logOffset = base + int64(k)
 		g.setOffset(p.topic, p.partition, p.offset)
 		p.err = errNone
 	}
@@ -262,7 +264,7 @@ func (g *group) expireOffsets(now time.Time, retention time.Duration) {
 		}
 		g.c.log.Info("expired committed offsets", "group", g.id, "partitions", n)
 	}
-	if g.mu.state == groupEmpty && !g.hasOffsets() {
+	if g.mu.state == groupEmpty && !g.hasOffsets() && !g.hasAnyPendingTxn() {
 		if err := g.deleteGroup(); err != nil {
 			g.c.log.Error("cannot remove empty group", "group", g.id, "err", err)
 		}

@@ -34,6 +34,11 @@ type committedOffset struct {
 	leaderEpoch int32
 	metadata    string
 	commitTime  int64 // ms since epoch, broker clock
+	// logOffset is where the commit's record is in __consumer_offsets (set
+	// on every commit and every load): a transactional commit that completes later replaces the
+	// committed offset only if it was written after it (Kafka's
+	// CommitRecordMetadataAndOffset.olderThan).
+	logOffset int64
 	// expireTime is set only by OffsetCommit v1–v4's retention time or a
 	// loaded OffsetCommitValue v1; -1 means "use offsets.retention.minutes".
 	expireTime int64
@@ -92,6 +97,20 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // buildGroupBatch encodes records as one uncompressed RecordBatch v2 with
 // kmsg's types.
 func buildGroupBatch(recs []groupRecord, nowMs int64) []byte {
+	return buildBatch(recs, nowMs, -1, -1, false)
+}
+
+// attrTransactional is RecordBatch v2's transactional attribute bit.
+const attrTransactional = 0x10
+
+// buildTxnGroupBatch encodes TxnOffsetCommit records as a transactional
+// batch of the producer (Kafka's storeOffsets with a producer id): no
+// sequence, since the coordinator, not the producer, writes it.
+func buildTxnGroupBatch(recs []groupRecord, nowMs, producerID int64, producerEpoch int16) []byte {
+	return buildBatch(recs, nowMs, producerID, producerEpoch, true)
+}
+
+func buildBatch(recs []groupRecord, nowMs, producerID int64, producerEpoch int16, transactional bool) []byte {
 	var body []byte
 	for i, r := range recs {
 		rec := kmsg.Record{OffsetDelta: int32(i), Key: r.key, Value: r.value}
@@ -108,11 +127,14 @@ func buildGroupBatch(recs []groupRecord, nowMs int64) []byte {
 		LastOffsetDelta:      int32(len(recs) - 1),
 		FirstTimestamp:       nowMs,
 		MaxTimestamp:         nowMs,
-		ProducerID:           -1,
-		ProducerEpoch:        -1,
+		ProducerID:           producerID,
+		ProducerEpoch:        producerEpoch,
 		FirstSequence:        -1,
 		NumRecords:           int32(len(recs)),
 		Records:              body,
+	}
+	if transactional {
+		rb.Attributes |= attrTransactional
 	}
 	b := rb.AppendTo(nil)
 	binary.BigEndian.PutUint32(b[batchLengthPos:], uint32(len(b)-batchLengthOverhead))

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/kafkahash"
 )
 
 func TestPartitionForIsKafkas(t *testing.T) {
@@ -19,7 +21,7 @@ func TestPartitionForIsKafkas(t *testing.T) {
 		{"polygenelubricants", -1 << 31, 0},
 		{"\U0001F600", 0xD83D*31 + 0xDE00, 49}, // a surrogate pair: hashed as two UTF-16 units
 	} {
-		if h := javaStringHashCode(c.id); h != c.hash {
+		if h := kafkahash.JavaStringHashCode(c.id); h != c.hash {
 			t.Errorf("hashCode(%q) = %d, want %d", c.id, h, c.hash)
 		}
 		if p := partitionFor(c.id, 50); p != c.part {
@@ -46,7 +48,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 		offsetTombstone("gone", "t", 0),
 	}, 1000)
 	l := &memLog{}
-	if err := l.Append(ctx, batch); err != nil {
+	if _, err := l.Append(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 	r := newGroupReplay()

@@ -13,6 +13,7 @@
 //
 //	partition.go    the type, opening, configuration, accessors, close/delete
 //	produce.go      validating a produced batch and appending it as leader
+//	txn.go          transactional rules, markers, KIP-890 guards, LSO reads
 //	idempotence.go  Kafka's idempotent-producer sequence rules (pure)
 //	read.go         reads: local slices, remote reads, timestamp lookups
 //	waiters.go      long-poll fetch waiters
@@ -89,6 +90,10 @@ type Partition struct {
 
 	waitMu  sync.Mutex
 	waiters map[*Waiter]struct{}
+
+	// verifying holds each producer's KIP-890 verification guard (txn.go);
+	// guarded by mu.
+	verifying map[int64]*Verification
 
 	// replicated: more than one replica, so the high watermark is hw and
 	// rep holds the leader or follower state (replication.go).

@@ -73,7 +73,7 @@ func TestProduceRejectsBadInputWithKafkaCodes(t *testing.T) {
 		{"count mismatch", lying, 1, kerr.InvalidRecord},
 		{"future timestamp", future, 1, kerr.InvalidTimestamp},
 	} {
-		res := p.Produce(ctx, tc.records, tc.acks, false)
+		res := p.Produce(ctx, tc.records, tc.acks, nil)
 		if res.Err != tc.want {
 			t.Errorf("%s: got %v (%s), want %v", tc.name, res.Err, res.Msg, tc.want)
 		}
@@ -85,10 +85,10 @@ func TestProduceRejectsBadInputWithKafkaCodes(t *testing.T) {
 		t.Fatalf("rejected batches reached the log: end %d", p.LogEndOffset())
 	}
 	p.cfg.Load().MinInsyncReplicas = 2
-	if res := p.Produce(ctx, good, -1, false); res.Err != kerr.NotEnoughReplicas {
+	if res := p.Produce(ctx, good, -1, nil); res.Err != kerr.NotEnoughReplicas {
 		t.Fatalf("acks=all with ISR 1 < min.insync 2: %v", res.Err)
 	}
-	if res := p.Produce(ctx, good, 1, false); res.Err != nil || res.BaseOffset != 0 {
+	if res := p.Produce(ctx, good, 1, nil); res.Err != nil || res.BaseOffset != 0 {
 		t.Fatalf("acks=1 is not bound by min.insync.replicas: %+v", res)
 	}
 }
@@ -97,19 +97,19 @@ func TestIdempotentRetryGetsItsOriginalOffset(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_000)
 	p := openTest(t, clock.NewFake(now))
 	ctx := context.Background()
-	first := p.Produce(ctx, batch(2, now.UnixMilli(), 7, 0, 0), -1, false)
-	second := p.Produce(ctx, batch(2, now.UnixMilli(), 7, 0, 2), -1, false)
+	first := p.Produce(ctx, batch(2, now.UnixMilli(), 7, 0, 0), -1, nil)
+	second := p.Produce(ctx, batch(2, now.UnixMilli(), 7, 0, 2), -1, nil)
 	if first.Err != nil || second.Err != nil || second.BaseOffset != 2 {
 		t.Fatalf("appends: %+v %+v", first, second)
 	}
-	retry := p.Produce(ctx, batch(2, now.UnixMilli(), 7, 0, 0), -1, false)
+	retry := p.Produce(ctx, batch(2, now.UnixMilli(), 7, 0, 0), -1, nil)
 	if retry.Err != nil || !retry.Duplicate || retry.BaseOffset != 0 {
 		t.Fatalf("retry of the first batch: %+v", retry)
 	}
-	if gap := p.Produce(ctx, batch(1, now.UnixMilli(), 7, 0, 9), -1, false); gap.Err != kerr.OutOfOrderSequenceNumber {
+	if gap := p.Produce(ctx, batch(1, now.UnixMilli(), 7, 0, 9), -1, nil); gap.Err != kerr.OutOfOrderSequenceNumber {
 		t.Fatalf("sequence gap: %v", gap.Err)
 	}
-	if zombie := p.Produce(ctx, batch(1, now.UnixMilli(), 7, -1, 4), -1, false); zombie.Err == nil {
+	if zombie := p.Produce(ctx, batch(1, now.UnixMilli(), 7, -1, 4), -1, nil); zombie.Err == nil {
 		t.Fatal("an older producer epoch was accepted")
 	}
 	if p.LogEndOffset() != 4 {
@@ -122,10 +122,10 @@ func TestListOffsetByTimestampFindsTheRecord(t *testing.T) {
 	p := openTest(t, clock.NewFake(now))
 	ctx := context.Background()
 	base := now.UnixMilli() - 10_000
-	if res := p.Produce(ctx, batch(5, base, -1, 0, -1), 1, false); res.Err != nil {
+	if res := p.Produce(ctx, batch(5, base, -1, 0, -1), 1, nil); res.Err != nil {
 		t.Fatal(res.Msg)
 	}
-	if res := p.Produce(ctx, batch(5, base+100, -1, 0, -1), 1, false); res.Err != nil {
+	if res := p.Produce(ctx, batch(5, base+100, -1, 0, -1), 1, nil); res.Err != nil {
 		t.Fatal(res.Msg)
 	}
 	for _, tc := range []struct {
@@ -154,7 +154,7 @@ func TestWaitersWakeOnAppend(t *testing.T) {
 	w := NewWaiter()
 	p.AddWaiter(w)
 	defer p.RemoveWaiter(w)
-	if res := p.Produce(context.Background(), batch(1, now.UnixMilli(), -1, 0, -1), 1, false); res.Err != nil {
+	if res := p.Produce(context.Background(), batch(1, now.UnixMilli(), -1, 0, -1), 1, nil); res.Err != nil {
 		t.Fatal(res.Msg)
 	}
 	select {

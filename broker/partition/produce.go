@@ -46,6 +46,11 @@ func reject(err *kerr.Error, reason, format string, args ...any) ProduceResult {
 // sequence checks; a duplicate gets its original offset back. The bytes are
 // stored as the client compressed them.
 //
+// Transactional batches (KIP-98) need the request's transactional id and,
+// when they would start the producer's transaction in this partition, the
+// coordinator's confirmation that the partition is in it (KIP-890, txn.go);
+// client control batches are INVALID_RECORD.
+//
 // acks=-1 is refused up front when the ISR is smaller than
 // min.insync.replicas (NOT_ENOUGH_REPLICAS), rather than accepting data that
 // cannot be replicated enough.
@@ -54,7 +59,7 @@ func reject(err *kerr.Error, reason, format string, args ...any) ProduceResult {
 // passed the batch (every in-sync replica has it), bounded by ctx
 // (REQUEST_TIMED_OUT), or NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank
 // below min.insync.replicas meanwhile; acks=1 answers after the local append.
-func (p *Partition) Produce(ctx context.Context, records []byte, acks int16, transactional bool) ProduceResult {
+func (p *Partition) Produce(ctx context.Context, records []byte, acks int16, txn *Txn) ProduceResult {
 	cfg := p.cfg.Load()
 	if !p.IsLeader() {
 		return reject(kerr.NotLeaderForPartition, "", "this broker is not the leader of %s-%d", p.Topic, p.Index)
@@ -64,16 +69,20 @@ func (p *Partition) Produce(ctx context.Context, records []byte, acks int16, tra
 			return reject(err, "not_enough_replicas", "in-sync replicas %d are fewer than min.insync.replicas %d", p.isrSize.Load(), cfg.MinInsyncReplicas)
 		}
 	}
-	batch, hdr, res := p.validate(records, cfg, transactional)
+	batch, hdr, res := p.validate(records, cfg)
 	if res.Err != nil {
 		return res
 	}
-	return p.appendLeader(ctx, batch, hdr, cfg, acks)
+	v, res := p.verifyTxn(ctx, hdr, txn)
+	if res.Err != nil {
+		return res
+	}
+	return p.appendLeader(ctx, batch, hdr, cfg, acks, v)
 }
 
 // validate checks a produced records section; res.Err is nil when the batch
 // may be appended.
-func (p *Partition) validate(records []byte, cfg *Config, transactional bool) ([]byte, localstore.BatchHeader, ProduceResult) {
+func (p *Partition) validate(records []byte, cfg *Config) ([]byte, localstore.BatchHeader, ProduceResult) {
 	var hdr localstore.BatchHeader
 	batches, err := localstore.SplitBatches(records)
 	if err != nil || len(batches) == 0 {
@@ -90,8 +99,9 @@ func (p *Partition) validate(records []byte, cfg *Config, transactional bool) ([
 	if len(batch) > int(cfg.MaxMessageBytes) {
 		return nil, hdr, reject(kerr.MessageTooLarge, "too_large", "record batch of %d bytes exceeds max.message.bytes %d", len(batch), cfg.MaxMessageBytes)
 	}
-	if transactional || hdr.IsTransactional() || hdr.IsControl() {
-		return nil, hdr, reject(kerr.InvalidTxnState, "", "transactions are not supported yet")
+	if hdr.IsControl() {
+		// Kafka's LogValidator: only the broker writes markers.
+		return nil, hdr, reject(kerr.InvalidRecord, "invalid", "clients may not write control batches")
 	}
 	if hdr.NumRecords == 0 || hdr.LastOffsetDelta != hdr.NumRecords-1 {
 		return nil, hdr, reject(kerr.InvalidRecord, "invalid", "batch claims %d records with last offset delta %d", hdr.NumRecords, hdr.LastOffsetDelta)
@@ -143,7 +153,7 @@ func (p *Partition) validate(records []byte, cfg *Config, transactional bool) ([
 // the append lock, so a retried batch can never be appended twice. A
 // duplicate under acks=-1 still waits for its original to be committed, as
 // Kafka's purgatory does.
-func (p *Partition) appendLeader(ctx context.Context, batch []byte, hdr localstore.BatchHeader, cfg *Config, acks int16) ProduceResult {
+func (p *Partition) appendLeader(ctx context.Context, batch []byte, hdr localstore.BatchHeader, cfg *Config, acks int16, v *Verification) ProduceResult {
 	p.mu.Lock()
 	if !p.IsLeader() {
 		p.mu.Unlock()
@@ -163,6 +173,10 @@ func (p *Partition) appendLeader(ctx context.Context, batch []byte, hdr localsto
 			res := ProduceResult{BaseOffset: chk.duplicate.FirstOffset, LogAppendTime: -1, LogStartOffset: lso, Duplicate: true}
 			return p.finishAcks(ctx, res, w, kerrv)
 		}
+		if kerrv := p.checkTxnLocked(hdr, v); kerrv != nil {
+			p.mu.Unlock()
+			return reject(kerrv, "", "producer %d epoch %d: transactional state does not allow this batch", hdr.ProducerID, hdr.ProducerEpoch)
+		}
 	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), cfg.LogAppendTime)
 	if err != nil {
@@ -172,6 +186,9 @@ func (p *Partition) appendLeader(ctx context.Context, batch []byte, hdr localsto
 		}
 		p.logger.Error("append failed", "topic", p.Topic, "partition", p.Index, "err", err)
 		return reject(kerr.KafkaStorageError, "storage", "append failed: %v", err)
+	}
+	if hdr.IsTransactional() {
+		p.txnAppendedLocked(hdr.ProducerID)
 	}
 	w, kerrv := p.leaderAppended(info.LastOffset+1, acks == -1, cfg.MinInsyncReplicas)
 	lso := p.LogStartOffset()

@@ -73,7 +73,12 @@ var ErrBadTimestamp = errors.New("partition: not a valid ListOffsets timestamp")
 // there, narrowed to the record in local batches as Kafka does. Nothing
 // found is offset -1. Reads stop at the high watermark.
 func (p *Partition) ListOffset(ctx context.Context, ts int64) (offset, timestamp int64, err error) {
-	hw := p.HighWatermark()
+	return p.listOffset(ctx, ts, p.HighWatermark())
+}
+
+// listOffset is ListOffset bounded by hw (the high watermark, or the last
+// stable offset for read_committed).
+func (p *Partition) listOffset(ctx context.Context, ts, hw int64) (offset, timestamp int64, err error) {
 	tp := p.tier.Load()
 	switch ts {
 	case EarliestTimestamp:

@@ -73,11 +73,11 @@ func TestProduceCompactedRefusesKeylessRecords(t *testing.T) {
 	p.cfg.Load().Compacted = true
 	ctx := context.Background()
 
-	if res := p.Produce(ctx, keyedBatch([][]byte{[]byte("a"), {}, []byte("b")}, now.UnixMilli()), 1, false); res.Err != nil {
+	if res := p.Produce(ctx, keyedBatch([][]byte{[]byte("a"), {}, []byte("b")}, now.UnixMilli()), 1, nil); res.Err != nil {
 		t.Fatalf("keyed batch (one empty key) refused: %v %s", res.Err, res.Msg)
 	}
 	mixed := keyedBatch([][]byte{[]byte("c"), nil, []byte("d"), nil, nil}, now.UnixMilli())
-	res := p.Produce(ctx, mixed, 1, false)
+	res := p.Produce(ctx, mixed, 1, nil)
 	if res.Err != kerr.InvalidRecord {
 		t.Fatalf("mixed batch: %v (%s), want INVALID_RECORD", res.Err, res.Msg)
 	}
@@ -98,7 +98,7 @@ func TestProduceCompactedRefusesKeylessRecords(t *testing.T) {
 
 	// The same records on a topic that is not compacted are fine.
 	p.cfg.Load().Compacted = false
-	if res := p.Produce(ctx, mixed, 1, false); res.Err != nil || res.BaseOffset != 3 {
+	if res := p.Produce(ctx, mixed, 1, nil); res.Err != nil || res.BaseOffset != 3 {
 		t.Fatalf("keyless records on a delete topic: %+v", res)
 	}
 }
@@ -112,13 +112,13 @@ func TestProduceNamesRecordsWithBadTimestamps(t *testing.T) {
 	ctx := context.Background()
 	hour := int64(time.Hour / time.Millisecond)
 	b := keyedBatch([][]byte{[]byte("a"), []byte("b"), []byte("c")}, now.UnixMilli(), 0, 2*hour, 0)
-	res := p.Produce(ctx, b, 1, false)
+	res := p.Produce(ctx, b, 1, nil)
 	if res.Err != kerr.InvalidTimestamp || !sameIndexes(indexes(res.RecordErrors), 1) {
 		t.Fatalf("future record: %v %v (%s)", res.Err, indexes(res.RecordErrors), res.Msg)
 	}
 	p.cfg.Load().Compacted = true
 	b = keyedBatch([][]byte{nil, []byte("b"), nil}, now.UnixMilli(), 0, 2*hour, 2*hour)
-	res = p.Produce(ctx, b, 1, false)
+	res = p.Produce(ctx, b, 1, nil)
 	if res.Err != kerr.InvalidTimestamp || !sameIndexes(indexes(res.RecordErrors), 0, 1, 2) {
 		t.Fatalf("keyless and future records: %v %v", res.Err, indexes(res.RecordErrors))
 	}

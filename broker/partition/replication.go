@@ -157,6 +157,7 @@ func (p *Partition) afterLocked(res replica.Result) {
 		return
 	}
 	p.hw.Store(res.HighWatermark)
+	p.noteHighWatermark()
 	p.completeAcksLocked()
 	p.wake()
 }
@@ -397,6 +398,7 @@ func (p *Partition) AppendFollower(records []byte, leaderHW, leaderLogStart int6
 	leo := p.log.LogEndOffset()
 	if hw := min(leaderHW, leo); hw > p.hw.Load() {
 		p.hw.Store(hw)
+		p.noteHighWatermark()
 	}
 	var err error
 	if leaderLogStart > p.log.LogStartOffset() {

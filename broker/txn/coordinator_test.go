@@ -6,22 +6,24 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-broker/strata/broker/kafkahash"
 )
 
 func TestPartitionFor(t *testing.T) {
 	// Java: "hello".hashCode() == 99162322; U+1F600 is the surrogate pair
 	// D83D DE00: 31*0xD83D + 0xDE00.
-	if got := javaStringHashCode("hello"); got != 99162322 {
+	if got := kafkahash.JavaStringHashCode("hello"); got != 99162322 {
 		t.Fatalf("hashCode(hello) = %d", got)
 	}
-	if got := javaStringHashCode("\U0001F600"); got != 31*0xD83D+0xDE00 {
+	if got := kafkahash.JavaStringHashCode("\U0001F600"); got != 31*0xD83D+0xDE00 {
 		t.Fatalf("hashCode(U+1F600) = %d", got)
 	}
 	if got := partitionFor("hello", 50); got != 99162322%50 {
 		t.Fatalf("partitionFor(hello) = %d", got)
 	}
 	// Utils.abs(Integer.MIN_VALUE) is 0: "polygenelubricants" hashes to it.
-	if javaStringHashCode("polygenelubricants") != math.MinInt32 || partitionFor("polygenelubricants", 50) != 0 {
+	if kafkahash.JavaStringHashCode("polygenelubricants") != math.MinInt32 || partitionFor("polygenelubricants", 50) != 0 {
 		t.Fatal("Integer.MIN_VALUE hash not mapped to partition 0")
 	}
 	for _, id := range []string{"a", "tx-1", "zz", "ünïcode"} {
