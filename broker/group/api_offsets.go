@@ -32,23 +32,10 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 			if req.Version >= 2 && req.Version <= 4 && req.RetentionTimeMillis >= 0 {
 				o.expireTime = now + req.RetentionTimeMillis
 			}
-			part := offsetCommitPart{topic: rt.Topic, partition: rp.Partition, offset: o}
-			switch {
-			case len(o.metadata) > c.opts.OffsetMetadataMaxBytes:
-				part.err = kerr.OffsetMetadataTooLarge
-			case rp.Partition < 0 || rp.Partition >= n:
-				part.err = kerr.UnknownTopicOrPartition
-			}
-			parts = append(parts, part)
+			parts = append(parts, c.newCommitPart(rt.Topic, rp.Partition, n, o))
 		}
 	}
-	setAll := func(e *kerr.Error) {
-		for i := range parts {
-			if parts[i].err == nil {
-				parts[i].err = e
-			}
-		}
-	}
+	setAll := func(e *kerr.Error) { failRest(parts, e) }
 	if req.Group == "" {
 		setAll(kerr.InvalidGroupID)
 	} else {

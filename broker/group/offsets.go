@@ -51,6 +51,30 @@ type offsetCommitPart struct {
 	err       *kerr.Error // set before storing for per-partition rejections
 }
 
+// newCommitPart is one partition of an OffsetCommit or TxnOffsetCommit with
+// the per-partition checks both make: OFFSET_METADATA_TOO_LARGE, and
+// UNKNOWN_TOPIC_OR_PARTITION beyond the topic's n partitions.
+func (c *Coordinator) newCommitPart(topic string, partition, n int32, o committedOffset) offsetCommitPart {
+	part := offsetCommitPart{topic: topic, partition: partition, offset: o}
+	switch {
+	case len(o.metadata) > c.opts.OffsetMetadataMaxBytes:
+		part.err = kerr.OffsetMetadataTooLarge
+	case partition < 0 || partition >= n:
+		part.err = kerr.UnknownTopicOrPartition
+	}
+	return part
+}
+
+// failRest sets e on every part that has no error yet (a group-level
+// refusal of the whole commit).
+func failRest(parts []offsetCommitPart, e *kerr.Error) {
+	for i := range parts {
+		if parts[i].err == nil {
+			parts[i].err = e
+		}
+	}
+}
+
 // commit stores parts that have no error yet, setting err on each to the
 // result.
 func (g *group) commit(parts []offsetCommitPart) {
