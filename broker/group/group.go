@@ -190,32 +190,24 @@ func (g *group) removeMember(m *groupMember) {
 	if m.instanceID != nil && g.mu.static[*m.instanceID] == m.id {
 		delete(g.mu.static, *m.instanceID)
 	}
-	if m.joinWait != nil {
-		resp := kmsg.NewPtrJoinGroupResponse()
-		resp.ErrorCode, resp.MemberID, resp.Generation = kerr.UnknownMemberID.Code, m.id, -1
-		m.joinWait <- resp
-		m.joinWait = nil
-	}
-	if m.syncWait != nil {
-		resp := kmsg.NewPtrSyncGroupResponse()
-		resp.ErrorCode = kerr.UnknownMemberID.Code
-		m.syncWait <- resp
-		m.syncWait = nil
-	}
+	m.failParked(kerr.UnknownMemberID)
 }
 
 // fence answers m's parked requests with FENCED_INSTANCE_ID: a newer
 // instance with the same group.instance.id replaced it (KIP-345).
-func (g *group) fence(m *groupMember) {
+func (g *group) fence(m *groupMember) { m.failParked(kerr.FencedInstanceID) }
+
+// failParked answers m's parked JoinGroup and SyncGroup, if any, with e.
+func (m *groupMember) failParked(e *kerr.Error) {
 	if m.joinWait != nil {
 		resp := kmsg.NewPtrJoinGroupResponse()
-		resp.ErrorCode, resp.MemberID, resp.Generation = kerr.FencedInstanceID.Code, m.id, -1
+		resp.ErrorCode, resp.MemberID, resp.Generation = e.Code, m.id, -1
 		m.joinWait <- resp
 		m.joinWait = nil
 	}
 	if m.syncWait != nil {
 		resp := kmsg.NewPtrSyncGroupResponse()
-		resp.ErrorCode = kerr.FencedInstanceID.Code
+		resp.ErrorCode = e.Code
 		m.syncWait <- resp
 		m.syncWait = nil
 	}

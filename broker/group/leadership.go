@@ -2,7 +2,6 @@ package group
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/clock"
 )
@@ -134,18 +133,7 @@ func (g *group) unload() {
 	g.stopTimers()
 	g.setState(groupDead)
 	for _, m := range g.mu.members {
-		if m.joinWait != nil {
-			resp := kmsg.NewPtrJoinGroupResponse()
-			resp.ErrorCode, resp.MemberID, resp.Generation = kerr.NotCoordinator.Code, m.id, -1
-			m.joinWait <- resp
-			m.joinWait = nil
-		}
-		if m.syncWait != nil {
-			resp := kmsg.NewPtrSyncGroupResponse()
-			resp.ErrorCode = kerr.NotCoordinator.Code
-			m.syncWait <- resp
-			m.syncWait = nil
-		}
+		m.failParked(kerr.NotCoordinator)
 	}
 	g.mu.pending = map[string]clock.Timer{}
 }
