@@ -123,7 +123,7 @@ func Open(o Options) (*Partition, error) {
 	p.isrSize.Store(1)
 	p.hw.Store(l.HighWatermarkCheckpoint())
 	p.rep.checkpointed = p.hw.Load()
-	p.rep.leading = true
+	p.rep.leading.Store(true)
 	return p, nil
 }
 
@@ -220,7 +220,8 @@ func (p *Partition) Close() error {
 	defer p.mu.Unlock()
 	p.rep.mu.Lock()
 	p.failAcksLocked(kerr.NotLeaderForPartition)
-	p.rep.leading, p.rep.leader = false, nil
+	p.rep.leading.Store(false)
+	p.rep.leader = nil
 	p.rep.mu.Unlock()
 	err := p.log.Close()
 	p.wake()
@@ -233,7 +234,8 @@ func (p *Partition) Delete() error {
 	p.mu.Lock()
 	p.rep.mu.Lock()
 	p.failAcksLocked(kerr.NotLeaderForPartition)
-	p.rep.leading, p.rep.leader = false, nil
+	p.rep.leading.Store(false)
+	p.rep.leader = nil
 	p.rep.mu.Unlock()
 	err := p.log.Delete()
 	p.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,8 +26,10 @@ import (
 
 // repState is guarded by its mu; lock order Partition.mu → repState.mu.
 type repState struct {
-	mu       sync.Mutex
-	leading  bool
+	mu sync.Mutex
+	// leading is written under mu and read without it (the produce and
+	// fetch paths ask on every request).
+	leading  atomic.Bool
 	leaderID int32
 	leader   *replica.Leader // when leading
 	acks     []*ackWaiter
@@ -50,9 +53,7 @@ func (p *Partition) IsLeader() bool {
 	if !p.replicated.Load() {
 		return true
 	}
-	p.rep.mu.Lock()
-	defer p.rep.mu.Unlock()
-	return p.rep.leading
+	return p.rep.leading.Load()
 }
 
 // Leader is the node id this replica believes leads the partition.
@@ -72,7 +73,7 @@ func (p *Partition) BecomeLeader(meta coord.PartitionMeta, self int32, lagMax ti
 	defer p.mu.Unlock()
 	p.rep.mu.Lock()
 	defer p.rep.mu.Unlock()
-	if p.rep.leading && p.rep.leader != nil && p.rep.leader.Meta().LeaderEpoch == meta.LeaderEpoch {
+	if p.rep.leading.Load() && p.rep.leader != nil && p.rep.leader.Meta().LeaderEpoch == meta.LeaderEpoch {
 		p.applyLocked(meta)
 		return nil
 	}
@@ -83,13 +84,14 @@ func (p *Partition) BecomeLeader(meta coord.PartitionMeta, self int32, lagMax ti
 	if tp := p.tier.Load(); tp != nil {
 		tp.SetLeaderEpoch(meta.LeaderEpoch)
 	}
-	p.rep.leading, p.rep.leaderID = true, self
+	p.rep.leading.Store(true)
+	p.rep.leaderID = self
 	if len(meta.Replicas) <= 1 {
 		p.rep.leader = nil
 		return nil
 	}
 	if err := p.log.AssignLeaderEpoch(meta.LeaderEpoch); err != nil {
-		p.rep.leading = false
+		p.rep.leading.Store(false)
 		return fmt.Errorf("partition: %s-%d: record leader epoch %d: %w", p.Topic, p.Index, meta.LeaderEpoch, err)
 	}
 	leo := p.log.LogEndOffset()
@@ -98,7 +100,7 @@ func (p *Partition) BecomeLeader(meta coord.PartitionMeta, self int32, lagMax ti
 		LeaderEpochStartOffset: leo, LagTimeMax: lagMax, Now: p.clock.Now(),
 	})
 	if err != nil {
-		p.rep.leading = false
+		p.rep.leading.Store(false)
 		return fmt.Errorf("partition: %s-%d: become leader: %w", p.Topic, p.Index, err)
 	}
 	p.rep.leader = l
@@ -117,9 +119,10 @@ func (p *Partition) BecomeFollower(meta coord.PartitionMeta) {
 	p.rep.mu.Lock()
 	defer p.rep.mu.Unlock()
 	p.failAcksLocked(kerr.NotLeaderForPartition)
-	wasLeader := p.rep.leading
+	wasLeader := p.rep.leading.Load()
 	p.replicated.Store(true)
-	p.rep.leading, p.rep.leader, p.rep.leaderID = false, nil, meta.Leader
+	p.rep.leading.Store(false)
+	p.rep.leader, p.rep.leaderID = nil, meta.Leader
 	p.leaderEpoch.Store(meta.LeaderEpoch)
 	p.isrSize.Store(int32(len(meta.ISR)))
 	if hw := p.hw.Load(); hw < 0 || hw > p.log.LogEndOffset() {
