@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
@@ -212,4 +211,3 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-var _ = errors.Is
