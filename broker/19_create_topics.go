@@ -215,10 +215,10 @@ func fillCreatedTopic(b *Broker, st *kmsg.CreateTopicsResponseTopic, t *topic, p
 	}
 }
 
-// fromBrokerForwarder reports whether a request comes from another broker's
-// forwarder (forward.go names its connection "broker-N-forwarder"). Strata
+// fromBrokerForwarder reports whether a request comes from another broker
+// (its peer connections are named by peerClientID, "broker-N-peer"). Strata
 // has no authentication, so the client id stands in for Kafka's
 // inter-broker principal.
 func fromBrokerForwarder(h *reqHeader) bool {
-	return strings.HasPrefix(h.clientID, "broker-") && strings.HasSuffix(h.clientID, "-forwarder")
+	return strings.HasPrefix(h.clientID, "broker-") && strings.HasSuffix(h.clientID, "-peer")
 }

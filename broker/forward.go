@@ -3,15 +3,10 @@ package broker
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/strata-broker/strata/broker/peer"
 )
 
 // Admin requests that change metadata (CreateTopics, DeleteTopics,
@@ -20,20 +15,12 @@ import (
 // them to it unchanged and relays the answer (as Kafka brokers do since
 // KIP-590), so a client may send them to any broker.
 
-// forwarder keeps one connection to the current controller.
-type forwarder struct {
-	b  *Broker
-	mu sync.Mutex // one forwarded request at a time
-	id int32
-	c  *peer.Conn
-}
-
 // forwardTimeout bounds one forwarded request.
 const forwardTimeout = 60 * time.Second
 
-// forwardToController sends req (at its version) to the controller and
-// returns the controller's response. ok is false when this broker is the
-// controller (handle it here).
+// forwardToController sends req (at its version) to the controller over the
+// broker's peer connections (peers.go) and returns the controller's
+// response. ok is false when this broker is the controller (handle it here).
 func (b *Broker) forwardToController(ctx context.Context, req kmsg.Request) (resp kmsg.Response, ok bool, err error) {
 	if _, active := b.ctrl.activeTerm(ctx); active {
 		return nil, false, nil
@@ -42,40 +29,10 @@ func (b *Broker) forwardToController(ctx context.Context, req kmsg.Request) (res
 	if id < 0 || id == b.opts.NodeID {
 		return nil, true, fmt.Errorf("broker: no controller to forward %s to", kmsg.NameForKey(req.Key()))
 	}
-	f := &b.fwd
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.c != nil && f.id != id {
-		f.c.Close()
-		f.c = nil
-	}
-	if f.c == nil {
-		addr := ""
-		for _, br := range b.topics.liveBrokers() {
-			if br.NodeID == id {
-				addr = net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
-			}
-		}
-		if addr == "" {
-			return nil, true, fmt.Errorf("broker: controller %d is not registered", id)
-		}
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		c, err := peer.Dial(dctx, addr, fmt.Sprintf("broker-%d-forwarder", b.opts.NodeID))
-		cancel()
-		if err != nil {
-			return nil, true, err
-		}
-		f.c, f.id = c, id
-	}
 	rctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 	defer cancel()
-	resp, err = f.c.Do(rctx, req)
-	if err != nil {
-		f.c.Close()
-		f.c = nil
-		return nil, true, err
-	}
-	return resp, true, nil
+	resp, err = b.peers.do(rctx, id, req)
+	return resp, true, err
 }
 
 // forwardCreateTopic asks the controller to create one topic (auto-creation,

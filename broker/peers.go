@@ -13,9 +13,10 @@ import (
 	"github.com/strata-broker/strata/broker/peer"
 )
 
-// peerPool keeps one connection per broker for the requests the transaction
-// coordinator and partition leaders send each other: WriteTxnMarkers (the
-// coordinator to each partition's leader) and AddPartitionsToTxn
+// peerPool keeps one connection per broker for the requests brokers send
+// each other, follower fetches aside (replication.go has its own): admin
+// requests forwarded to the controller (forward.go), WriteTxnMarkers (the
+// transaction coordinator to each partition's leader) and AddPartitionsToTxn
 // verify_only (a leader to a producer's coordinator, KIP-890). Each
 // connection carries one request at a time (peer.Conn), as Kafka's
 // inter-broker channels do; a failed request drops the connection and the
@@ -78,7 +79,7 @@ func (pp *peerPool) do(ctx context.Context, node int32, req kmsg.Request) (kmsg.
 	}
 	if s.c == nil {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		c, err := peer.Dial(dctx, addr, fmt.Sprintf("broker-%d-txn", pp.b.opts.NodeID))
+		c, err := peer.Dial(dctx, addr, peerClientID(pp.b.opts.NodeID))
 		cancel()
 		if err != nil {
 			return nil, err
@@ -119,3 +120,7 @@ func (s *peerSlot) conn() *peer.Conn {
 	defer s.mu.Unlock()
 	return s.c
 }
+
+// peerClientID names this broker's peer connections in other brokers' logs
+// and marks them as a broker's (fromBroker).
+func peerClientID(node int32) string { return fmt.Sprintf("broker-%d-peer", node) }

@@ -122,7 +122,7 @@ type Broker struct {
 	isr      *isrWriter
 	replicas *replicaManager
 	ctrl     *controller // controller.go
-	fwd      forwarder   // forward.go
+	peers    *peerPool   // connections to other brokers (peers.go)
 
 	// fetchSessions are the KIP-227 incremental fetch sessions
 	// (fetch_session.go).
@@ -182,7 +182,7 @@ func New(opts Options) (_ *Broker, err error) {
 	b.isr = newISRWriter(b)
 	b.replicas = newReplicaManager(b)
 	b.ctrl = newController(b)
-	b.fwd.b = b
+	b.peers = newPeerPool(b)
 	if err := b.openTiering(); err != nil {
 		return nil, err
 	}
@@ -320,6 +320,7 @@ func (b *Broker) Close() error {
 	b.cancel()
 	b.groups.Close()
 	b.txn.close()
+	b.peers.close()
 	b.ln.Close()
 	b.connsMu.Lock()
 	for c := range b.conns {

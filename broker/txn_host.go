@@ -36,7 +36,6 @@ type txnHost struct {
 	b     *Broker
 	c     *txn.Coordinator
 	clock clock.Clock
-	peers *peerPool
 	// stateParts is the partition count of __transaction_state.
 	stateParts int32
 
@@ -78,7 +77,7 @@ func newTxnHost(b *Broker) (*txnHost, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	h := &txnHost{b: b, c: c, clock: b.opts.Clock, peers: newPeerPool(b), stateParts: parts}
+	h := &txnHost{b: b, c: c, clock: b.opts.Clock, stateParts: parts}
 	h.mu.led = map[int32]int32{}
 	return h, nil
 }
@@ -101,7 +100,6 @@ func (h *txnHost) close() {
 	}
 	h.mu.Unlock()
 	h.wg.Wait()
-	h.peers.close()
 }
 
 // stateTopicConfigs are the configs __transaction_state is created with, as

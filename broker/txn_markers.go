@@ -174,7 +174,7 @@ func (h *txnHost) writeMarkersRemote(leader int32, m partition.Marker, tps []txn
 	for _, tp := range tps {
 		out[tp] = kerr.NotLeaderForPartition // unless answered
 	}
-	resp, err := h.peers.do(b.ctx, leader, req)
+	resp, err := b.peers.do(b.ctx, leader, req)
 	if err != nil {
 		if b.ctx.Err() == nil {
 			b.log.Warn("cannot send transaction markers", "broker", leader, "err", err)

@@ -48,7 +48,7 @@ func (b *Broker) verifyInTxn(ctx context.Context, transactionalID string, produc
 	tt.Topic, tt.Partitions = tp.Topic, []int32{tp.Partition}
 	rt.Topics = append(rt.Topics, tt)
 	req.Transactions = append(req.Transactions, rt)
-	resp, err := h.peers.do(ctx, leader, req)
+	resp, err := b.peers.do(ctx, leader, req)
 	if err != nil {
 		// Kafka's NETWORK_EXCEPTION, which callers turn into a retriable
 		// error for the client.
