@@ -23,13 +23,11 @@ func (b *Broker) ControlledShutdown(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	for b.leadsMovable() {
-		b.topics.mu.Lock()
-		if b.topics.changed == nil {
-			b.topics.changed = make(chan struct{})
+	for {
+		ch := b.topics.changes()
+		if !b.leadsMovable() {
+			break
 		}
-		ch := b.topics.changed
-		b.topics.mu.Unlock()
 		t := time.NewTimer(500 * time.Millisecond)
 		select {
 		case <-ctx.Done():

@@ -363,19 +363,25 @@ func (r *topicRegistry) partition(name string, idx int32) (*topic, *partition.Pa
 	return t, t.partition(idx)
 }
 
+// changes is a channel closed at the next install: take it before looking,
+// then wait on it, and no change in between is missed.
+func (r *topicRegistry) changes() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return r.changed
+}
+
 // waitFor waits up to d for a topic to appear in this broker's view (a
 // topic another broker created reaches it through coord.Watch).
 func (r *topicRegistry) waitFor(ctx context.Context, name string, d time.Duration) *topic {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
-		r.mu.Lock()
-		t := r.byName[name]
-		if r.changed == nil {
-			r.changed = make(chan struct{})
-		}
-		ch := r.changed
-		r.mu.Unlock()
+		ch := r.changes()
+		t := r.get(name)
 		if t != nil {
 			return t
 		}
