@@ -102,71 +102,132 @@ type chain struct {
 // the chain after it. size is the object's size: the last chunk must end on
 // a batch boundary. Any inconsistency is ErrCorruptObject.
 func buildEntry(key, segID string, k, cs, size int64, raw []byte, ch chain) (*entry, chain, error) {
+	b, err := newBuilder(key, segID, k, cs, size, raw, ch)
+	if err != nil {
+		return nil, ch, err
+	}
+	if err := b.feed(int64(len(raw))); err != nil {
+		return nil, ch, err
+	}
+	return b.finish()
+}
+
+// builder builds one chunk's entry as the chunk's bytes arrive: feed checks
+// each batch as soon as it is whole, so a read can be answered from the
+// first part of a chunk while the rest of its GET is still on the way (a
+// cold fetch waits for the bytes it returns, not for the whole chunk).
+// Batches taken by feed are final; finish checks the chunk's end. The
+// entry is cached only once finished.
+type builder struct {
+	key      string
+	cs, size int64
+	e        *entry
+	ch       chain // the chain before this chunk; ch.carry is the batch still to finish
+	seamDone bool  // the carried batch is in e.seam (or there was none)
+	at       int64 // object position of the next byte to parse
+	err      error // the first inconsistency: every later feed and finish fail with it
+}
+
+// newBuilder starts chunk k's entry; raw is the chunk's buffer, of its full
+// length, of which feed says how much has arrived.
+func newBuilder(key, segID string, k, cs, size int64, raw []byte, ch chain) (*builder, error) {
 	base := k * cs
 	if want := min(cs, size-base); int64(len(raw)) != want {
-		return nil, ch, fmt.Errorf("%w: %s chunk %d is %d bytes, want %d", ErrCorruptObject, key, k, len(raw), want)
+		return nil, fmt.Errorf("%w: %s chunk %d is %d bytes, want %d", ErrCorruptObject, key, k, len(raw), want)
 	}
 	carryEnd := ch.pos + int64(len(ch.carry))
 	if carryEnd < base || carryEnd > base+int64(len(raw)) {
-		return nil, ch, fmt.Errorf("tiering: %s: chain at %d (+%d carried) does not reach chunk %d", key, ch.pos, len(ch.carry), k)
+		return nil, fmt.Errorf("tiering: %s: chain at %d (+%d carried) does not reach chunk %d", key, ch.pos, len(ch.carry), k)
 	}
 	e := &entry{segID: segID, k: k, raw: raw, start: ch.pos, end: ch.pos, firstBase: -1}
-	body := raw[carryEnd-base:] // bytes of this chunk past what the chain has seen
-	add := func(b []byte, at int64) error {
-		h, err := localstore.ValidateBatch(b)
-		if err != nil {
-			return fmt.Errorf("%w: %s at %d: %v", ErrCorruptObject, key, at, err)
-		}
-		if e.firstBase < 0 {
-			e.firstBase = h.BaseOffset
-		}
-		e.end = at + int64(len(b))
-		e.ends = append(e.ends, e.end)
-		e.lastOffsets = append(e.lastOffsets, h.LastOffset())
-		return nil
+	return &builder{key: key, cs: cs, size: size, e: e, ch: ch, seamDone: len(ch.carry) == 0, at: carryEnd}, nil
+}
+
+func (b *builder) add(batch []byte, at int64) error {
+	h, err := localstore.ValidateBatch(batch)
+	if err != nil {
+		return fmt.Errorf("%w: %s at %d: %v", ErrCorruptObject, b.key, at, err)
 	}
-	if len(ch.carry) > 0 {
+	e := b.e
+	if e.firstBase < 0 {
+		e.firstBase = h.BaseOffset
+	}
+	e.end = at + int64(len(batch))
+	e.ends = append(e.ends, e.end)
+	e.lastOffsets = append(e.lastOffsets, h.LastOffset())
+	return nil
+}
+
+// feed takes the whole batches within the chunk's first n bytes.
+func (b *builder) feed(n int64) error {
+	if b.err != nil {
+		return b.err
+	}
+	b.err = b.feedTo(n)
+	return b.err
+}
+
+func (b *builder) feedTo(n int64) error {
+	base := b.e.k * b.cs
+	raw := b.e.raw[:n]
+	if !b.seamDone {
 		// Finish the batch that began before this chunk.
+		ch := b.ch
+		body := raw[b.at-base:]
 		need, ok := batchSize(ch.carry, body)
-		if ok && ch.pos+need > size {
-			return nil, ch, fmt.Errorf("%w: %s: batch at %d of %d bytes runs past the object's %d", ErrCorruptObject, key, ch.pos, need, size)
+		if ok && ch.pos+need > b.size {
+			return fmt.Errorf("%w: %s: batch at %d of %d bytes runs past the object's %d", ErrCorruptObject, b.key, ch.pos, need, b.size)
 		}
-		switch {
-		case !ok || int64(len(ch.carry))+int64(len(body)) < need:
-			// Not even its length yet, or still more to come: carry on.
-			if base+int64(len(raw)) >= size {
-				return nil, ch, fmt.Errorf("%w: %s: batch at %d runs past the object's %d bytes", ErrCorruptObject, key, ch.pos, size)
-			}
-			next := chain{pos: ch.pos, carry: append(append([]byte(nil), ch.carry...), body...)}
-			return e, next, nil
+		if !ok || int64(len(ch.carry))+int64(len(body)) < need {
+			return nil // not even its length yet, or still more to come
 		}
 		seam := make([]byte, need)
-		n := copy(seam, ch.carry)
-		copy(seam[n:], body)
-		if err := add(seam, ch.pos); err != nil {
-			return nil, ch, err
+		c := copy(seam, ch.carry)
+		copy(seam[c:], body)
+		if err := b.add(seam, ch.pos); err != nil {
+			return err
 		}
-		e.seam = seam
-		body = body[need-int64(n):]
+		b.e.seam, b.seamDone, b.at = seam, true, ch.pos+need
 	}
-	at := base + int64(len(raw)-len(body))
-	for len(body) > 0 {
+	for body := raw[b.at-base:]; len(body) > 0; body = raw[b.at-base:] {
 		need, ok := batchSize(body, nil)
-		if ok && at+need > size {
-			return nil, ch, fmt.Errorf("%w: %s: batch at %d of %d bytes runs past the object's %d", ErrCorruptObject, key, at, need, size)
+		if ok && b.at+need > b.size {
+			return fmt.Errorf("%w: %s: batch at %d of %d bytes runs past the object's %d", ErrCorruptObject, b.key, b.at, need, b.size)
 		}
 		if !ok || need > int64(len(body)) {
-			break
+			return nil
 		}
-		if err := add(body[:need], at); err != nil {
-			return nil, ch, err
+		if err := b.add(body[:need], b.at); err != nil {
+			return err
 		}
-		body, at = body[need:], at+need
+		b.at += need
 	}
-	if len(body) > 0 && base+int64(len(raw)) >= size {
-		return nil, ch, fmt.Errorf("%w: %s: %d bytes at %d are not a whole batch at the object's end", ErrCorruptObject, key, len(body), at)
+	return nil
+}
+
+// finish checks the end of the chunk, all of which has been fed, and
+// returns its entry and the chain after it.
+func (b *builder) finish() (*entry, chain, error) {
+	if b.err != nil {
+		return nil, b.ch, b.err
 	}
-	return e, chain{pos: at, carry: body}, nil
+	e := b.e
+	base := e.k * b.cs
+	end := base + int64(len(e.raw))
+	if !b.seamDone {
+		// The carried batch runs past this chunk too: carry on.
+		if end >= b.size {
+			return nil, b.ch, fmt.Errorf("%w: %s: batch at %d runs past the object's %d bytes", ErrCorruptObject, b.key, b.ch.pos, b.size)
+		}
+		carryEnd := b.ch.pos + int64(len(b.ch.carry))
+		next := chain{pos: b.ch.pos, carry: append(append([]byte(nil), b.ch.carry...), e.raw[carryEnd-base:]...)}
+		return e, next, nil
+	}
+	rest := e.raw[b.at-base:]
+	if len(rest) > 0 && end >= b.size {
+		return nil, b.ch, fmt.Errorf("%w: %s: %d bytes at %d are not a whole batch at the object's end", ErrCorruptObject, b.key, len(rest), b.at)
+	}
+	return e, chain{pos: b.at, carry: rest}, nil
 }
 
 // batchSize reads a batch's total size from its first 12 bytes, which may be

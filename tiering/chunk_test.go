@@ -26,18 +26,89 @@ func testObject() ([]byte, [][]byte) {
 
 // chainAll builds the entries of obj in chunks of cs, from position from.
 func chainAll(obj []byte, cs, from int64) ([]*entry, error) {
+	return chainFed(obj, cs, from, 0)
+}
+
+// chainFed is chainAll with each chunk fed to its builder step bytes at a
+// time (0: all at once), as a GET's body arrives.
+func chainFed(obj []byte, cs, from, step int64) ([]*entry, error) {
 	size := int64(len(obj))
 	ch := chain{pos: from}
 	var out []*entry
 	for k := from / cs; k*cs < size; k++ {
 		raw := append([]byte(nil), obj[k*cs:min(size, (k+1)*cs)]...)
-		e, next, err := buildEntry("test.log", "seg", k, cs, size, raw, ch)
+		b, err := newBuilder("test.log", "seg", k, cs, size, raw, ch)
+		if err != nil {
+			return out, err
+		}
+		if step > 0 {
+			for n := step; n < int64(len(raw)); n += step {
+				if err := b.feed(n); err != nil {
+					return out, err
+				}
+			}
+		}
+		if err := b.feed(int64(len(raw))); err != nil {
+			return out, err
+		}
+		e, next, err := b.finish()
 		if err != nil {
 			return out, err
 		}
 		out, ch = append(out, e), next
 	}
 	return out, nil
+}
+
+// TestChainFedInPieces: a chunk fed as its bytes arrive, in any step,
+// gives the same entries as the chunk fed whole, and every batch a partial
+// feed takes is one the whole chunk has.
+func TestChainFedInPieces(t *testing.T) {
+	obj, _ := testObject()
+	for _, cs := range []int64{61, 200, 1000, int64(len(obj))} {
+		whole, err := chainAll(obj, cs, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []int64{1, 7, 12, 13, 100, 999} {
+			fed, err := chainFed(obj, cs, 0, step)
+			if err != nil {
+				t.Fatalf("chunk size %d, step %d: %v", cs, step, err)
+			}
+			a, b := entryBatches(t, whole, cs), entryBatches(t, fed, cs)
+			if len(a) != len(b) {
+				t.Fatalf("chunk size %d, step %d: %d batches, want %d", cs, step, len(b), len(a))
+			}
+			for i := range a {
+				if !bytes.Equal(a[i], b[i]) {
+					t.Fatalf("chunk size %d, step %d: batch %d differs", cs, step, i)
+				}
+			}
+		}
+	}
+	// Half a chunk: the builder has exactly the batches wholly inside it.
+	cs := int64(len(obj))
+	b, err := newBuilder("test.log", "seg", 0, cs, cs, append([]byte(nil), obj...), chain{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.feed(cs / 2); err != nil {
+		t.Fatal(err)
+	}
+	for i, end := range b.e.ends {
+		if end > cs/2 {
+			t.Fatalf("batch %d ends at %d, past the %d bytes fed", i, end, cs/2)
+		}
+	}
+	if len(b.e.ends) == 0 || b.e.end+int64(batchLenAt(obj, b.e.end)) <= cs/2 {
+		t.Fatalf("fed half of the chunk and took %d batches up to %d", len(b.e.ends), b.e.end)
+	}
+}
+
+// batchLenAt is the size of the batch at pos of obj.
+func batchLenAt(obj []byte, pos int64) int {
+	h, _ := localstore.ParseBatchHeader(obj[pos:])
+	return h.Size()
 }
 
 // entryBatches reads every batch of the entries back through their views.
@@ -141,7 +212,16 @@ func FuzzBuildEntry(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff}, uint16(61))
 	f.Fuzz(func(t *testing.T, data []byte, csRaw uint16) {
 		cs := int64(csRaw%2000) + 1
-		es, _ := chainAll(data, cs, 0)
+		es, err := chainAll(data, cs, 0)
+		// Fed in pieces, the chain must agree: the same error or none,
+		// the same batches.
+		fed, ferr := chainFed(data, cs, 0, int64(csRaw/2000)+1)
+		if (err == nil) != (ferr == nil) {
+			t.Fatalf("whole chunks: %v; fed in pieces: %v", err, ferr)
+		}
+		if err == nil && len(entryBatches(t, es, cs)) != len(entryBatches(t, fed, cs)) {
+			t.Fatalf("whole chunks and pieces took different batches")
+		}
 		for _, e := range es {
 			for i := range e.ends {
 				for _, p := range e.bytes(cs, e.batchStart(i), e.ends[i], nil) {

@@ -128,6 +128,19 @@ func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (int64, in
 // fetchChunk reads chunk k of an object from the store, insisting on its full
 // length (a short object is corrupt).
 func (m *Manager) fetchChunk(ctx context.Context, key string, k, size int64) ([]byte, error) {
+	return m.fetchChunkInto(ctx, key, k, size, nil)
+}
+
+// progressStep is how often, in bytes, fetchChunkInto reports a GET's
+// progress: a read waiting for a chunk's first batches wakes every 128 KiB
+// (~1.6 ms at 80 MB/s), not per socket read; an eighth of a smaller chunk.
+func progressStep(chunk int64) int64 { return max(4<<10, min(128<<10, chunk/8)) }
+
+// fetchChunkInto is fetchChunk reporting progress: arrived(buf, n) is called
+// as the body comes in, each time another progressStep bytes have arrived,
+// with the buffer the chunk is returned in and how much of it is filled
+// (never the whole: the return says that). buf[:n] is never written again.
+func (m *Manager) fetchChunkInto(ctx context.Context, key string, k, size int64, arrived func(buf []byte, n int64)) ([]byte, error) {
 	cs := m.opts.ChunkBytes
 	start := k * cs
 	length := min(cs, size-start)
@@ -137,11 +150,24 @@ func (m *Manager) fetchChunk(ctx context.Context, key string, k, size int64) ([]
 	}
 	defer rc.Close()
 	buf := make([]byte, length)
-	if _, err := io.ReadFull(rc, buf); err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("tiering: get %s [%d, %d): %w", key, start, start+length, ctx.Err())
+	var n int64
+	step := progressStep(cs)
+	for next := step; n < length; {
+		r, err := rc.Read(buf[n:])
+		n += int64(r)
+		if n < length && n >= next && arrived != nil {
+			arrived(buf, n)
+			next = n + step
 		}
-		return nil, fmt.Errorf("%w: %s [%d, %d): %v", ErrCorruptObject, key, start, start+length, err)
+		if err != nil && n < length {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("tiering: get %s [%d, %d): %w", key, start, start+length, ctx.Err())
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("%w: %s [%d, %d): %v", ErrCorruptObject, key, start, start+length, err)
+		}
 	}
 	m.metrics.chunkFetches.Inc()
 	return buf, nil

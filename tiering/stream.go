@@ -162,8 +162,16 @@ type item struct {
 	ready  chan struct{} // closed once processed
 
 	// Guarded by the stream's mu.
-	arrived   bool
-	raw       []byte
+	arrived bool
+	raw     []byte
+	// While the GET runs: its buffer, of which filled bytes have arrived;
+	// once the chunk is next in chain order, b takes its batches as they
+	// come and progress is closed (and replaced) each time it takes more,
+	// so a read can be answered before the whole chunk is in.
+	buf       []byte
+	filled    int64
+	b         *builder
+	progress  chan struct{}
 	cached    *entry // the cache had an entry for this chunk
 	processed bool
 	entry     *entry
@@ -360,7 +368,7 @@ func (st *stream) aheadLocked() {
 // there, else by a GET in the background.
 func (st *stream) issueLocked(charge int64) {
 	seg, k, from := st.mu.issueSeg, st.mu.issueK, st.mu.issueFrom
-	it := &item{seg: seg, k: k, from: from, charge: charge, ready: make(chan struct{})}
+	it := &item{seg: seg, k: k, from: from, charge: charge, ready: make(chan struct{}), progress: make(chan struct{})}
 	st.mu.items = append(st.mu.items, it)
 	// The next one after it: the following chunk, or the next segment's
 	// first (its chain starts at 0: no index needed).
@@ -392,7 +400,15 @@ func (st *stream) issueLocked(charge int64) {
 	key := seg.LogKey(st.p.ms.prefix)
 	go func() {
 		defer st.mgr.bg.Done()
-		raw, err := st.mgr.fetchChunk(ctx, key, k, seg.Size)
+		raw, err := st.mgr.fetchChunkInto(ctx, key, k, seg.Size, func(buf []byte, n int64) {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if it.dropped {
+				return
+			}
+			it.buf, it.filled = buf, n
+			st.processLocked()
+		})
 		st.mgr.inflightGets.Add(-1)
 		st.mgr.budget.poke()
 		cancel()
@@ -417,6 +433,7 @@ func (st *stream) processLocked() {
 			continue
 		}
 		if !it.arrived {
+			st.feedLocked(it)
 			return
 		}
 		it.processed = true
@@ -432,8 +449,19 @@ func (st *stream) processLocked() {
 			it.entry = it.cached
 			st.mu.ch = chain{pos: it.entry.end, carry: it.entry.tail(cs)}
 		default:
-			key := it.seg.LogKey(st.p.ms.prefix)
-			e, next, err := buildEntry(key, it.seg.ID, it.k, cs, it.seg.Size, it.raw, st.mu.ch)
+			b := it.b
+			if b == nil || len(b.e.raw) == 0 || &b.e.raw[0] != &it.raw[0] {
+				var err error
+				if b, err = newBuilder(it.seg.LogKey(st.p.ms.prefix), it.seg.ID, it.k, cs, it.seg.Size, it.raw, st.mu.ch); err != nil {
+					it.err = err
+					break
+				}
+			}
+			if err := b.feed(int64(len(it.raw))); err != nil {
+				it.err = err
+				break
+			}
+			e, next, err := b.finish()
 			if err != nil {
 				it.err = err
 				break
@@ -446,11 +474,40 @@ func (st *stream) processLocked() {
 		if it.err != nil {
 			st.mu.chainErr = it.err
 		}
-		it.raw, it.cached = nil, nil
+		it.raw, it.cached, it.buf, it.b = nil, nil, nil, nil
 		close(it.ready)
 	}
 	if st.mu.aheadAfterHead && len(st.mu.items) > 0 && st.mu.items[0].processed {
 		st.aheadLocked()
+	}
+}
+
+// feedLocked gives the next chunk in chain order, whose GET is still
+// running, the bytes that have arrived: its whole batches become readable
+// (CRC-checked as they are taken — the same single check the chunk gets
+// when it arrives whole). An inconsistency stays in the builder and fails
+// the chunk when it has arrived.
+func (st *stream) feedLocked(it *item) {
+	if it.dropped || it.buf == nil || it.filled == 0 || it.err != nil {
+		return
+	}
+	if it.b == nil {
+		ch := st.mu.ch
+		if it.from >= 0 {
+			ch = chain{pos: it.from}
+		} else if st.mu.chainErr != nil {
+			return
+		}
+		b, err := newBuilder(it.seg.LogKey(st.p.ms.prefix), it.seg.ID, it.k, st.mgr.opts.ChunkBytes, it.seg.Size, it.buf, ch)
+		if err != nil {
+			return // processLocked meets it again when the chunk is in
+		}
+		it.b = b
+	}
+	before := len(it.b.e.ends)
+	if it.b.feed(it.filled) == nil && len(it.b.e.ends) > before {
+		close(it.progress)
+		it.progress = make(chan struct{})
 	}
 }
 
@@ -499,6 +556,11 @@ func (st *stream) read(ctx context.Context, offset int64, maxBytes int, waiting 
 	if stalled && st.mu.window < maxWindow {
 		st.mu.window *= 2
 	}
+	if r.Size > 0 {
+		// The first answer of a (re)positioned stream is out: fetch ahead
+		// now, even if the rest of its head chunk is still arriving.
+		st.mu.aheadAfterHead = false
+	}
 	st.mgr.metrics.bytesRead.Add(float64(r.Size))
 	st.aheadLocked() // fetching ahead is best effort
 	return r, nil
@@ -506,9 +568,10 @@ func (st *stream) read(ctx context.Context, offset int64, maxBytes int, waiting 
 
 // collectLocked gathers whole batches from the read position: at least one
 // (waiting for its chunk if need be), then whatever else is already checked,
-// up to maxBytes. stalled reports whether it had to wait.
+// up to maxBytes. A chunk still arriving is read from once it holds enough
+// checked batches to fill the read, so a cold read waits for the bytes it
+// returns, not for the whole chunk. stalled reports whether it had to wait.
 func (st *stream) collectLocked(ctx context.Context, maxBytes int, waiting func()) (r Records, stalled bool, err error) {
-	cs := st.mgr.opts.ChunkBytes
 	for {
 		if r.Size == 0 || st.prefetch {
 			if err := st.fillLocked(ctx, r.Size == 0, waiting); err != nil {
@@ -519,73 +582,96 @@ func (st *stream) collectLocked(ctx context.Context, maxBytes int, waiting func(
 			return r, stalled, nil // the end of the remote log
 		}
 		it := st.mu.items[0]
-		if !it.processed {
-			if r.Size > 0 {
-				return r, stalled, nil
-			}
-			stalled = true
-			waiting()
-			st.mu.Unlock()
-			select {
-			case <-it.ready:
-			case <-ctx.Done():
-			}
-			st.mu.Lock()
-			if st.mu.closed {
-				return r, stalled, errStreamClosed
-			}
-			if err := ctx.Err(); err != nil {
-				return r, stalled, err
-			}
-			continue
-		}
-		if it.err != nil {
+		if it.processed && it.err != nil {
 			if r.Size > 0 {
 				return r, stalled, nil // the good batches first; the next read fails
 			}
 			return Records{}, stalled, it.err
 		}
 		e := it.entry
-		if it.seg.ID != st.mu.seg.ID {
-			st.mu.seg, st.mu.pos = it.seg, it.from // into the next segment
+		if !it.processed && it.b != nil && it.b.err == nil && st.enoughLocked(it, int64(maxBytes-r.Size)) {
+			e = it.b.e // still arriving, but holds what this read needs
 		}
-		if st.mu.pos >= e.end || len(e.ends) == 0 {
-			st.popLocked()
-			continue
-		}
-		i := e.batchAt(st.mu.pos)
-		if i < 0 {
-			return Records{}, stalled, fmt.Errorf("tiering: %s chunk %d: read position %d is not a batch start", it.seg.LogKey(st.p.ms.prefix), e.k, st.mu.pos)
-		}
-		runFrom, full := int64(-1), false
-		for ; i < len(e.ends); i++ {
-			start, end := e.batchStart(i), e.ends[i]
-			if e.lastOffsets[i] < st.mu.skipBelow {
-				st.mu.pos = end
+		if e != nil {
+			if it.seg.ID != st.mu.seg.ID {
+				st.mu.seg, st.mu.pos = it.seg, it.from // into the next segment
+			}
+			if st.mu.pos < e.end && len(e.ends) > 0 {
+				full, err := st.takeLocked(it, e, &r, maxBytes)
+				if err != nil || full {
+					return r, stalled, err
+				}
+			}
+			if it.processed {
+				st.popLocked()
 				continue
 			}
-			if r.Size > 0 && r.Size+int(end-start) > maxBytes {
-				full = true
-				break
-			}
-			if runFrom < 0 {
-				runFrom = start
-			}
-			r.Size += int(end - start)
-			st.mu.pos, st.mu.next = end, e.lastOffsets[i]+1
-			if r.Size >= maxBytes {
-				full = true
-				break
-			}
 		}
-		if runFrom >= 0 {
-			r.Parts = e.bytes(cs, runFrom, st.mu.pos, r.Parts)
-		}
-		if full {
+		if r.Size > 0 {
 			return r, stalled, nil
 		}
-		st.popLocked()
+		stalled = true
+		waiting()
+		ready, progress := it.ready, it.progress
+		st.mu.Unlock()
+		select {
+		case <-ready:
+		case <-progress:
+		case <-ctx.Done():
+		}
+		st.mu.Lock()
+		if st.mu.closed {
+			return r, stalled, errStreamClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return r, stalled, err
+		}
 	}
+}
+
+// enoughLocked reports whether the chunk still arriving at items[0] holds
+// checked batches from the read position of at least want bytes.
+func (st *stream) enoughLocked(it *item, want int64) bool {
+	pos := st.mu.pos
+	if it.seg.ID != st.mu.seg.ID {
+		pos = it.from
+	}
+	have := it.b.e.end - pos
+	return have > 0 && have >= want
+}
+
+// takeLocked adds e's batches from the read position to r, up to maxBytes;
+// full reports that r is full.
+func (st *stream) takeLocked(it *item, e *entry, r *Records, maxBytes int) (full bool, err error) {
+	i := e.batchAt(st.mu.pos)
+	if i < 0 {
+		return false, fmt.Errorf("tiering: %s chunk %d: read position %d is not a batch start", it.seg.LogKey(st.p.ms.prefix), e.k, st.mu.pos)
+	}
+	runFrom := int64(-1)
+	for ; i < len(e.ends); i++ {
+		start, end := e.batchStart(i), e.ends[i]
+		if e.lastOffsets[i] < st.mu.skipBelow {
+			st.mu.pos = end
+			continue
+		}
+		if r.Size > 0 && r.Size+int(end-start) > maxBytes {
+			full = true
+			break
+		}
+		if runFrom < 0 {
+			runFrom = start
+		}
+		r.Size += int(end - start)
+		st.mu.pos, st.mu.next = end, e.lastOffsets[i]+1
+		if r.Size >= maxBytes {
+			full = true
+			break
+		}
+	}
+	if runFrom >= 0 {
+		r.Parts = e.bytes(st.mgr.opts.ChunkBytes, runFrom, st.mu.pos, r.Parts)
+	}
+	return full, nil
 }
 
 // popLocked is done with items[0].
