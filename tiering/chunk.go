@@ -169,6 +169,9 @@ func (b *builder) feed(n int64) error {
 
 func (b *builder) feedTo(n int64) error {
 	base := b.e.k * b.cs
+	if b.at-base > n {
+		return nil // the chain starts (or its carry ends) further into the chunk
+	}
 	raw := b.e.raw[:n]
 	if !b.seamDone {
 		// Finish the batch that began before this chunk.

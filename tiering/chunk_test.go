@@ -66,22 +66,24 @@ func chainFed(obj []byte, cs, from, step int64) ([]*entry, error) {
 func TestChainFedInPieces(t *testing.T) {
 	obj, _ := testObject()
 	for _, cs := range []int64{61, 200, 1000, int64(len(obj))} {
-		whole, err := chainAll(obj, cs, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
 		for _, step := range []int64{1, 7, 12, 13, 100, 999} {
-			fed, err := chainFed(obj, cs, 0, step)
-			if err != nil {
-				t.Fatalf("chunk size %d, step %d: %v", cs, step, err)
-			}
-			a, b := entryBatches(t, whole, cs), entryBatches(t, fed, cs)
-			if len(a) != len(b) {
-				t.Fatalf("chunk size %d, step %d: %d batches, want %d", cs, step, len(b), len(a))
-			}
-			for i := range a {
-				if !bytes.Equal(a[i], b[i]) {
-					t.Fatalf("chunk size %d, step %d: batch %d differs", cs, step, i)
+			for _, from := range []int64{0, fifthBatch(obj)} {
+				whole, err := chainAll(obj, cs, from)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fed, err := chainFed(obj, cs, from, step)
+				if err != nil {
+					t.Fatalf("chunk size %d, step %d, from %d: %v", cs, step, from, err)
+				}
+				a, b := entryBatches(t, whole, cs), entryBatches(t, fed, cs)
+				if len(a) != len(b) {
+					t.Fatalf("chunk size %d, step %d: %d batches, want %d", cs, step, len(b), len(a))
+				}
+				for i := range a {
+					if !bytes.Equal(a[i], b[i]) {
+						t.Fatalf("chunk size %d, step %d: batch %d differs", cs, step, i)
+					}
 				}
 			}
 		}
@@ -103,6 +105,15 @@ func TestChainFedInPieces(t *testing.T) {
 	if len(b.e.ends) == 0 || b.e.end+int64(batchLenAt(obj, b.e.end)) <= cs/2 {
 		t.Fatalf("fed half of the chunk and took %d batches up to %d", len(b.e.ends), b.e.end)
 	}
+}
+
+// fifthBatch is the position of obj's fifth batch: a chain start inside a chunk.
+func fifthBatch(obj []byte) int64 {
+	pos := int64(0)
+	for range 4 {
+		pos += int64(batchLenAt(obj, pos))
+	}
+	return pos
 }
 
 // batchLenAt is the size of the batch at pos of obj.
@@ -216,6 +227,15 @@ func FuzzBuildEntry(f *testing.F) {
 		// Fed in pieces, the chain must agree: the same error or none,
 		// the same batches.
 		fed, ferr := chainFed(data, cs, 0, int64(csRaw/2000)+1)
+		if h, perr := localstore.ParseBatchHeader(data); perr == nil && h.Size() > 0 && h.Size() < len(data) {
+			// And from the second batch, a chain start inside a chunk.
+			from := int64(h.Size())
+			es2, err2 := chainAll(data, cs, from)
+			fed2, ferr2 := chainFed(data, cs, from, int64(csRaw/2000)+1)
+			if (err2 == nil) != (ferr2 == nil) || (err2 == nil && len(entryBatches(t, es2, cs)) != len(entryBatches(t, fed2, cs))) {
+				t.Fatalf("from %d: whole chunks: %v; fed in pieces: %v", from, err2, ferr2)
+			}
+		}
 		if (err == nil) != (ferr == nil) {
 			t.Fatalf("whole chunks: %v; fed in pieces: %v", err, ferr)
 		}
