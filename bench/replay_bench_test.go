@@ -36,6 +36,8 @@ var (
 	replayProfiles = flag.String("bench.replay-profiles", "s3like,loopback", "links to MinIO: s3like (toxiproxy, testenv.S3Like), loopback (direct)")
 	replaySweep    = flag.String("bench.replay-sweep", "1,4,8,16,32", "concurrencies of the raw ranged-GET reference")
 	replayCases    = flag.String("bench.replay-cases", "copy,reference,first-byte,kgo,rdkafka", "cases to run")
+	replayPprof    = flag.String("bench.replay-pprof", "", "directory: each replay case saves a 3 s CPU profile of the broker, taken 1 s into the replay")
+	replayBaseline = flag.String("bench.replay-baseline", "", "a strata binary of an older build: the first-byte and replay cases also run it (target=baseline, build=baseline), each right after this tree's, in the same run")
 )
 
 const replayBucket = "strata-replay"
@@ -109,7 +111,10 @@ func BenchmarkReplay(b *testing.B) {
 		}
 		if cases["first-byte"] {
 			b.Run(prof+"/first-byte/target=raw", func(b *testing.B) { benchFirstByteRawGET(b, env, link, prof) })
-			b.Run(prof+"/first-byte/target=strata", func(b *testing.B) { benchFirstByteFetch(b, env, link, prof) })
+			b.Run(prof+"/first-byte/target=strata", func(b *testing.B) { benchFirstByteFetch(b, env, link, prof, "") })
+			if *replayBaseline != "" {
+				b.Run(prof+"/first-byte/target=baseline", func(b *testing.B) { benchFirstByteFetch(b, env, link, prof, *replayBaseline) })
+			}
 		}
 		for _, client := range []string{"kgo", "rdkafka"} {
 			if !cases[client] {
@@ -117,8 +122,13 @@ func BenchmarkReplay(b *testing.B) {
 			}
 			for _, t := range []*replayTopic{env.one, env.sixteen} {
 				b.Run(fmt.Sprintf("%s/replay/client=%s/partitions=%d", prof, client, t.parts), func(b *testing.B) {
-					benchColdReplay(b, env, link, prof, client, t)
+					benchColdReplay(b, env, link, prof, client, t, "")
 				})
+				if *replayBaseline != "" {
+					b.Run(fmt.Sprintf("%s/replay/client=%s/partitions=%d/build=baseline", prof, client, t.parts), func(b *testing.B) {
+						benchColdReplay(b, env, link, prof, client, t, *replayBaseline)
+					})
+				}
 			}
 		}
 	}
@@ -255,13 +265,18 @@ func seedTopic(b *testing.B, mgr *tiering.Manager, name string, parts int, total
 // startReplayBroker starts `strata serve` on the restored data dir with the
 // given --remote and a metrics listener.
 func startReplayBroker(b *testing.B, env *replayEnv, remoteURL string) *replayBroker {
+	return startReplayBrokerBinary(b, env, remoteURL, "")
+}
+
+// startReplayBrokerBinary is startReplayBroker running bin ("": this tree's).
+func startReplayBrokerBinary(b *testing.B, env *replayEnv, remoteURL, bin string) *replayBroker {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	metrics := ln.Addr().String()
 	ln.Close()
-	p := testenv.StartProcess(b, testenv.ProcessOptions{DataDir: env.dataDir,
+	p := testenv.StartProcess(b, testenv.ProcessOptions{DataDir: env.dataDir, Binary: bin,
 		Args: []string{"--remote", remoteURL, "--metrics-listen", metrics}})
 	return &replayBroker{Process: p, metrics: "http://" + metrics + "/metrics"}
 }
@@ -269,6 +284,17 @@ func startReplayBroker(b *testing.B, env *replayEnv, remoteURL string) *replayBr
 type replayBroker struct {
 	*testenv.Process
 	metrics string
+}
+
+// waitNoGets waits until the broker has no chunk GET in flight.
+func (p *replayBroker) waitNoGets(b *testing.B) {
+	deadline := time.Now().Add(time.Minute)
+	for p.scrape(b)["strata_tiering_reader_inflight_gets"] != 0 {
+		if time.Now().After(deadline) {
+			b.Fatal("chunk GETs still in flight a minute after their reader went")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // scrape reads the broker's Prometheus metrics: name{labels} → value.
@@ -495,15 +521,20 @@ func benchFirstByteRawGET(b *testing.B, env *replayEnv, lk link, prof string) {
 // Fetch at offset 0 of a partition nothing has read yet (one chunk GET, no
 // index needed), then Fetches at offsets inside segments nothing has read
 // (index bundle + chunk), timed to the response's first byte.
-func benchFirstByteFetch(b *testing.B, env *replayEnv, lk link, prof string) {
+func benchFirstByteFetch(b *testing.B, env *replayEnv, lk link, prof, bin string) {
 	ctx := context.Background()
 	var starts, mids []time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		p := startReplayBroker(b, env, lk.url)
+		p := startReplayBrokerBinary(b, env, lk.url, bin)
 		ids := topicIDs(b, p.Addr)
 		b.StartTimer()
 		sample := func(topic string, part int32, off int64) time.Duration {
+			// The previous sample's connection is gone; wait until what
+			// its stream fetched ahead has stopped, so each sample is a
+			// cold fetch on an idle broker, as each raw GET is on an idle
+			// link.
+			p.waitNoGets(b)
 			el, err := fetchFirstByte(ctx, p.Addr, topic, ids[topic], part, off)
 			if err != nil {
 				b.Fatal(err)
@@ -603,17 +634,17 @@ func topicIDs(b *testing.B, addr string) map[string][16]byte {
 
 // benchColdReplay: a new broker process (empty chunk cache), one consumer
 // reading every partition of t from offset 0 to the end.
-func benchColdReplay(b *testing.B, env *replayEnv, lk link, prof, client string, t *replayTopic) {
+func benchColdReplay(b *testing.B, env *replayEnv, lk link, prof, client string, t *replayTopic, bin string) {
 	if client == "rdkafka" && env.rdkafka == "" {
 		b.Skip("rdkafka_performance not built (bench/rdkafka/build.sh)")
 	}
 	var el time.Duration
 	var cpu, chain time.Duration
 	var gets float64
-	var rss, held, cache int64
+	var rss, held, cache, faults int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		p := startReplayBroker(b, env, lk.url)
+		p := startReplayBrokerBinary(b, env, lk.url, bin)
 		testenv.Client(b, p.Addr).Ping(context.Background()) // listening and serving
 		before := p.scrape(b)
 		st0, err := p.Stat()
@@ -623,6 +654,10 @@ func benchColdReplay(b *testing.B, env *replayEnv, lk link, prof, client string,
 		chain0 := chainCPU(env, p.Pid())
 		b.StartTimer()
 		start := time.Now()
+		if *replayPprof != "" {
+			name := strings.NewReplacer("/", "_", "=", "-").Replace(b.Name())
+			go saveProfile(p.metrics, fmt.Sprintf("%s/%s-%d.pprof", *replayPprof, name, i))
+		}
 		var d, childCPU time.Duration
 		if client == "kgo" {
 			kgoReplay(b, p.Addr, t)
@@ -639,6 +674,7 @@ func benchColdReplay(b *testing.B, env *replayEnv, lk link, prof, client string,
 		}
 		after := p.scrape(b)
 		cpu += st1.CPU - st0.CPU
+		faults += st1.MinorFaults - st0.MinorFaults
 		gets += after[`strata_remote_requests_total{op="get"}`] - before[`strata_remote_requests_total{op="get"}`]
 		rss = max(rss, peakRSS(p.Pid()))
 		held = max(held, int64(after["strata_tiering_reader_held_bytes_max"]))
@@ -655,6 +691,7 @@ func benchColdReplay(b *testing.B, env *replayEnv, lk link, prof, client string,
 	b.ReportMetric(gets/(float64(total)/(1<<30)), "GET/GiB")
 	b.ReportMetric(cpu.Seconds()/(float64(total)/1e9), "broker-CPU-s/GB")
 	b.ReportMetric(chain.Seconds()/(float64(total)/1e9), "chain-CPU-s/GB")
+	b.ReportMetric(float64(faults)/(float64(total)/1e9), "broker-minflt/GB")
 	b.ReportMetric(float64(rss)/(1<<20), "broker-peak-RSS-MiB")
 	b.ReportMetric(float64(held)/(1<<20), "held-max-MiB")
 	b.ReportMetric(float64(cache)/(1<<20), "cache-MiB")
@@ -728,4 +765,21 @@ func rdkafkaReplay(b *testing.B, bin, addr string, t *replayTopic) (wallTime, cp
 		b.Fatalf("rdkafka_performance consumed %d of %d records\n%s", n, t.records, out)
 	}
 	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
+
+// saveProfile saves a 3 s CPU profile of the broker whose metrics are at
+// metricsURL (…/metrics), starting in 1 s.
+func saveProfile(metricsURL, path string) {
+	time.Sleep(time.Second)
+	resp, err := http.Get(strings.TrimSuffix(metricsURL, "/metrics") + "/debug/pprof/profile?seconds=3")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
 }

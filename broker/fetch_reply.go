@@ -39,6 +39,7 @@ type fetchReply struct {
 type replyPart struct {
 	slice localstore.Slice // Size > 0: a local file range
 	bufs  [][]byte         // otherwise: views of cached remote chunks
+	recs  tiering.Records  // … which hold these chunk buffers until written
 	size  int64
 }
 
@@ -56,7 +57,7 @@ func (r *fetchReply) addSlice(s localstore.Slice) []byte {
 
 // addRecords adds remote records, written from the cached chunks they view.
 func (r *fetchReply) addRecords(recs tiering.Records) []byte {
-	return r.addPart(replyPart{bufs: recs.Parts, size: int64(recs.Size)})
+	return r.addPart(replyPart{bufs: recs.Parts, recs: recs, size: int64(recs.Size)})
 }
 
 func (r *fetchReply) addPart(p replyPart) []byte {
@@ -68,9 +69,11 @@ func (r *fetchReply) addPart(p replyPart) []byte {
 }
 
 func (r *fetchReply) release() {
-	for _, p := range r.parts {
-		if p.slice.Size > 0 {
+	for i := range r.parts {
+		if p := &r.parts[i]; p.slice.Size > 0 {
 			p.slice.Release()
+		} else {
+			p.recs.Release()
 		}
 	}
 	r.parts = nil

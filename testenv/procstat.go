@@ -15,6 +15,9 @@ import (
 type ProcStat struct {
 	State byte          // R running, S sleeping, D disk, T stopped (SIGSTOP), Z zombie, …
 	CPU   time.Duration // user + system time so far (utime + stime)
+	// MinorFaults is minflt: page faults served without I/O (first touches
+	// of fresh memory, mostly), which benchmarks count per GB moved.
+	MinorFaults int64
 }
 
 // userHZ is the unit of utime and stime in /proc: USER_HZ, 100 on every
@@ -65,5 +68,9 @@ func parseProcStat(b []byte) (ProcStat, error) {
 		}
 		ticks += n
 	}
-	return ProcStat{State: fields[0][0], CPU: time.Duration(ticks) * tick}, nil
+	minflt, err := strconv.ParseInt(string(fields[7]), 10, 64) // field 10
+	if err != nil || minflt < 0 {
+		return ProcStat{}, fmt.Errorf("testenv: /proc stat: minflt %q is not a count", fields[7])
+	}
+	return ProcStat{State: fields[0][0], CPU: time.Duration(ticks) * tick, MinorFaults: minflt}, nil
 }

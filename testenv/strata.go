@@ -89,6 +89,9 @@ type ProcessOptions struct {
 	NodeID  int
 	Env     []string
 	Args    []string // extra serve flags
+	// Binary runs this strata binary instead of the one built from the
+	// tree (benchmarks compare an older build side by side in one run).
+	Binary string
 }
 
 var listenLine = regexp.MustCompile(`listening on (\S+)`)
@@ -117,7 +120,11 @@ func newProcess(t testing.TB, o ProcessOptions) *Process {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:0"
 	}
-	p := &Process{t: t, bin: StrataBinary(t), DataDir: o.DataDir, Addr: o.Listen, env: o.Env}
+	bin := o.Binary
+	if bin == "" {
+		bin = StrataBinary(t)
+	}
+	p := &Process{t: t, bin: bin, DataDir: o.DataDir, Addr: o.Listen, env: o.Env}
 	p.Args = []string{"serve", "--data-dir", o.DataDir, "--node-id", fmt.Sprint(o.NodeID)}
 	for _, c := range o.Configs {
 		p.Args = append(p.Args, "-c", c)

@@ -40,6 +40,9 @@ type entry struct {
 	ends        []int64
 	lastOffsets []int64
 	firstBase   int64 // base offset of the first batch (-1 if none)
+	// buf is the counted buffer raw lives in (nil: raw is not pooled).
+	// The entry holds no reference itself: its holders do (bufpool.go).
+	buf *chunkBuf
 }
 
 // bodyStart is where the entry's in-chunk batches begin.
@@ -96,6 +99,7 @@ func (e *entry) bytes(cs, from, to int64, out [][]byte) [][]byte {
 type chain struct {
 	pos   int64
 	carry []byte
+	buf   *chunkBuf // carry views this buffer (nil: carry is its own copy)
 }
 
 // buildEntry checks raw chunk k against the chain and returns its entry and
@@ -230,7 +234,11 @@ func (b *builder) finish() (*entry, chain, error) {
 	if len(rest) > 0 && end >= b.size {
 		return nil, b.ch, fmt.Errorf("%w: %s: %d bytes at %d are not a whole batch at the object's end", ErrCorruptObject, b.key, len(rest), b.at)
 	}
-	return e, chain{pos: b.at, carry: rest}, nil
+	next := chain{pos: b.at, carry: rest}
+	if len(rest) > 0 {
+		next.buf = e.buf
+	}
+	return e, next, nil
 }
 
 // batchSize reads a batch's total size from its first 12 bytes, which may be

@@ -104,6 +104,7 @@ func (o *Options) readerBytes() int64 {
 type Manager struct {
 	opts    Options
 	cache   *ristretto.Cache[string, *entry]
+	bufs    *bufPool
 	budget  *budget
 	metrics *tierMetrics
 
@@ -125,6 +126,11 @@ type Manager struct {
 	bundles  map[string]*Bundle
 }
 
+// freeChunkBuffers is how many free chunk buffers the pool keeps: enough
+// for a replay's turnover (a buffer comes free as the cache evicts one and
+// a GET takes one), little memory beside the cache's and the readers'.
+const freeChunkBuffers = 16
+
 // NewManager builds a Manager.
 func NewManager(opts Options) (*Manager, error) {
 	opts.EnsureDefaults()
@@ -136,11 +142,18 @@ func NewManager(opts Options) (*Manager, error) {
 		MaxCost:            opts.CacheBytes,
 		BufferItems:        64,
 		IgnoreInternalCost: true, // cost = the chunk's bytes, so Stats adds up
+		// The cache's reference to an entry's buffer ends when the entry
+		// leaves it (evicted, rejected or replaced).
+		OnExit: func(e *entry) {
+			if e != nil && e.buf != nil {
+				e.buf.unref()
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
-	m := &Manager{opts: opts, cache: cache, budget: newBudget(opts.readerBytes()),
+	m := &Manager{opts: opts, cache: cache, budget: newBudget(opts.readerBytes()), bufs: newBufPool(opts.ChunkBytes, freeChunkBuffers),
 		metrics: newTierMetrics(opts.Registerer), streams: map[*stream]struct{}{}, bundles: map[string]*Bundle{}}
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
 	if opts.Registerer != nil {
@@ -156,6 +169,10 @@ func NewManager(opts Options) (*Manager, error) {
 			gauge("reader_held_bytes_limit", "remote.log.read.ahead.bytes in effect.", func(s Stats) int64 { return s.ReadAheadBytes }),
 			gauge("chunk_cache_bytes", "Bytes in the remote chunk cache.", func(s Stats) int64 { return s.CacheBytes }),
 			gauge("chunk_cache_bytes_limit", "remote.log.cache.bytes in effect.", func(s Stats) int64 { return s.CacheMaxBytes }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_tiering_chunk_buffers_allocated_total", Help: "Chunk buffers allocated (fresh memory: page faults as a GET fills it)."},
+				func() float64 { return float64(m.bufs.allocated.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_tiering_chunk_buffers_reused_total", Help: "Chunk buffers reused from the pool of free ones."},
+				func() float64 { return float64(m.bufs.reused.Load()) }),
 		)
 	}
 	return m, nil
@@ -189,6 +206,10 @@ type Stats struct {
 	ReadAheadBytes int64 // HeldBytes' bound
 	CacheBytes     int64 // bytes in the chunk cache (ristretto's cost)
 	CacheMaxBytes  int64 // CacheBytes' bound
+	// Chunk buffers (bufpool.go): allocated fresh, reused from the pool,
+	// free in the pool now, and released more often than referenced (a
+	// bug: always 0).
+	BuffersAllocated, BuffersReused, BuffersFree, BuffersOverReleased int64
 }
 
 // WaitIdle waits until no reader holds memory or has a GET in flight (every
@@ -221,7 +242,8 @@ func (m *Manager) Stats() Stats {
 	m.streamsMu.Unlock()
 	held, maxHeld := m.budget.usage()
 	return Stats{Streams: n, InflightGets: m.inflightGets.Load(), HeldBytes: held, MaxHeldBytes: maxHeld,
-		ReadAheadBytes: m.budget.capacity, CacheBytes: m.cache.MaxCost() - m.cache.RemainingCost(), CacheMaxBytes: m.cache.MaxCost()}
+		ReadAheadBytes: m.budget.capacity, CacheBytes: m.cache.MaxCost() - m.cache.RemainingCost(), CacheMaxBytes: m.cache.MaxCost(),
+		BuffersAllocated: m.bufs.allocated.Load(), BuffersReused: m.bufs.reused.Load(), BuffersFree: int64(m.bufs.freeBuffers()), BuffersOverReleased: m.bufs.overReleased.Load()}
 }
 
 // Partition returns the tiered view of a partition; call Load before use.

@@ -14,6 +14,32 @@ import (
 type Records struct {
 	Parts [][]byte
 	Size  int
+	held  []*chunkBuf // the buffers Parts view, one reference each
+}
+
+// Release gives back the chunk buffers the records view, once they have been
+// written (or will not be). Call it once, on one copy; the records must not
+// be used after. Records never released only keep their buffers from being
+// reused (the garbage collector frees them).
+func (r *Records) Release() {
+	for _, c := range r.held {
+		c.unref()
+	}
+	r.held, r.Parts, r.Size = nil, nil, 0
+}
+
+// hold adds a reference to c for these records (once per buffer).
+func (r *Records) hold(c *chunkBuf) {
+	if c == nil {
+		return
+	}
+	for _, h := range r.held {
+		if h == c {
+			return
+		}
+	}
+	c.ref()
+	r.held = append(r.held, c)
 }
 
 // Bytes returns the records as one new slice (for callers that need it
@@ -45,8 +71,9 @@ func (r Records) Batches(fn func(h localstore.BatchHeader, batch []byte) bool) e
 
 // Before returns the leading batches whose base offset is below offset
 // (views, no copy): read_committed stops at the last stable offset.
+// The result takes over r's buffers: release it, not r.
 func (r Records) Before(offset int64) Records {
-	var out Records
+	out := Records{held: r.held}
 	for _, p := range r.Parts {
 		n := 0
 		for n+localstore.BatchHeaderSize <= len(p) {
@@ -125,52 +152,49 @@ func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (int64, in
 	return 0, 0, false, nil
 }
 
-// fetchChunk reads chunk k of an object from the store, insisting on its full
-// length (a short object is corrupt).
-func (m *Manager) fetchChunk(ctx context.Context, key string, k, size int64) ([]byte, error) {
-	return m.fetchChunkInto(ctx, key, k, size, nil)
-}
-
 // progressStep is how often, in bytes, fetchChunkInto reports a GET's
 // progress: a read waiting for a chunk's first batches wakes every 128 KiB
 // (~1.6 ms at 80 MB/s), not per socket read; an eighth of a smaller chunk.
 func progressStep(chunk int64) int64 { return max(4<<10, min(128<<10, chunk/8)) }
 
-// fetchChunkInto is fetchChunk reporting progress: arrived(buf, n) is called
-// as the body comes in, each time another progressStep bytes have arrived,
-// with the buffer the chunk is returned in and how much of it is filled
-// (never the whole: the return says that). buf[:n] is never written again.
-func (m *Manager) fetchChunkInto(ctx context.Context, key string, k, size int64, arrived func(buf []byte, n int64)) ([]byte, error) {
+// fetchChunkInto reads chunk k of an object from the store into buf (of the
+// chunk's length), insisting on its full length: a short body is a corrupt
+// object, not a short read. arrived(n) is called as the body comes in, each
+// time another progressStep bytes have arrived (never for the whole: the
+// return says that); buf[:n] is never written again.
+func (m *Manager) fetchChunkInto(ctx context.Context, key string, k, size int64, buf []byte, arrived func(n int64)) error {
 	cs := m.opts.ChunkBytes
 	start := k * cs
 	length := min(cs, size-start)
+	if int64(len(buf)) != length {
+		return fmt.Errorf("tiering: get %s chunk %d: buffer of %d bytes for %d", key, k, len(buf), length)
+	}
 	rc, err := m.opts.Store.Get(ctx, key, start, length)
 	if err != nil {
-		return nil, fmt.Errorf("tiering: get %s [%d, %d): %w", key, start, start+length, err)
+		return fmt.Errorf("tiering: get %s [%d, %d): %w", key, start, start+length, err)
 	}
 	defer rc.Close()
-	buf := make([]byte, length)
 	var n int64
 	step := progressStep(cs)
 	for next := step; n < length; {
 		r, err := rc.Read(buf[n:])
 		n += int64(r)
 		if n < length && n >= next && arrived != nil {
-			arrived(buf, n)
+			arrived(n)
 			next = n + step
 		}
 		if err != nil && n < length {
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("tiering: get %s [%d, %d): %w", key, start, start+length, ctx.Err())
+				return fmt.Errorf("tiering: get %s [%d, %d): %w", key, start, start+length, ctx.Err())
 			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, fmt.Errorf("%w: %s [%d, %d): %v", ErrCorruptObject, key, start, start+length, err)
+			return fmt.Errorf("%w: %s [%d, %d): %v", ErrCorruptObject, key, start, start+length, err)
 		}
 	}
 	m.metrics.chunkFetches.Inc()
-	return buf, nil
+	return nil
 }
 
 // AbortedTransactions lists the aborted transactions overlapping the remote

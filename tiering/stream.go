@@ -164,6 +164,10 @@ type item struct {
 	// Guarded by the stream's mu.
 	arrived bool
 	raw     []byte
+	// cb is the buffer raw (or buf) lives in; the item holds one reference
+	// from its GET's start (or its cache hit) until it is dropped and its
+	// GET has returned.
+	cb *chunkBuf
 	// While the GET runs: its buffer, of which filled bytes have arrived;
 	// once the chunk is next in chain order, b takes its batches as they
 	// come and progress is closed (and replaced) each time it takes more,
@@ -205,6 +209,7 @@ func (st *stream) close() {
 	}
 	st.mu.closed = true
 	st.dropAllLocked()
+	st.setChainLocked(chain{})
 	st.mu.Unlock()
 	st.cancel()
 	st.mgr.streamsMu.Lock()
@@ -295,8 +300,31 @@ func (st *stream) dropLocked(it *item) {
 		it.cancel()
 	}
 	if it.arrived {
-		st.mgr.budget.release(it.charge)
+		st.releaseLocked(it)
 	}
+}
+
+// releaseLocked gives back what a dropped item holds once its GET (if any)
+// has returned: its budget and its buffer.
+func (st *stream) releaseLocked(it *item) {
+	st.mgr.budget.release(it.charge)
+	if it.cb != nil {
+		it.cb.unref()
+		it.cb = nil
+	}
+}
+
+// setChainLocked moves the chain on, holding a reference to the buffer its
+// carried bytes view (the chunk they are in may be popped before the next
+// chunk, which finishes their batch, has arrived).
+func (st *stream) setChainLocked(ch chain) {
+	if ch.buf != nil {
+		ch.buf.ref()
+	}
+	if old := st.mu.ch.buf; old != nil {
+		old.unref()
+	}
+	st.mu.ch = ch
 }
 
 // chunks is how many chunks a segment has.
@@ -379,9 +407,11 @@ func (st *stream) issueLocked(charge int64) {
 	} else {
 		st.mu.issueDone = true
 	}
-	if e, ok := st.mgr.cache.Get(entryKey(seg.ID, k)); ok {
+	if e, ok := st.mgr.cache.Get(entryKey(seg.ID, k)); ok && (e.buf == nil || e.buf.tryRef()) {
+		// tryRef fails only if the cache let the entry go meanwhile and
+		// its buffer went back to the pool: a miss.
 		st.mgr.metrics.cacheHits.Inc()
-		it.arrived, it.raw, it.cached = true, e.raw, e
+		it.arrived, it.raw, it.cached, it.cb = true, e.raw, e, e.buf
 		st.processLocked()
 		return
 	}
@@ -398,15 +428,17 @@ func (st *stream) issueLocked(charge int64) {
 	st.mgr.bg.Add(1)
 	st.mgr.inflightGets.Add(1)
 	key := seg.LogKey(st.p.ms.prefix)
+	cb := st.mgr.bufs.get(min(st.mgr.opts.ChunkBytes, seg.Size-k*st.mgr.opts.ChunkBytes))
+	it.cb = cb
 	go func() {
 		defer st.mgr.bg.Done()
-		raw, err := st.mgr.fetchChunkInto(ctx, key, k, seg.Size, func(buf []byte, n int64) {
+		err := st.mgr.fetchChunkInto(ctx, key, k, seg.Size, cb.b, func(n int64) {
 			st.mu.Lock()
 			defer st.mu.Unlock()
 			if it.dropped {
 				return
 			}
-			it.buf, it.filled = buf, n
+			it.buf, it.filled = cb.b, n
 			st.processLocked()
 		})
 		st.mgr.inflightGets.Add(-1)
@@ -416,10 +448,14 @@ func (st *stream) issueLocked(charge int64) {
 		defer st.mu.Unlock()
 		it.arrived = true
 		if it.dropped {
-			st.mgr.budget.release(it.charge)
+			st.releaseLocked(it)
 			return
 		}
-		it.raw, it.err = raw, err
+		if err != nil {
+			it.err = err
+		} else {
+			it.raw = cb.b
+		}
 		st.processLocked()
 	}()
 }
@@ -438,7 +474,8 @@ func (st *stream) processLocked() {
 		}
 		it.processed = true
 		if it.from >= 0 {
-			st.mu.ch, st.mu.chainErr = chain{pos: it.from}, nil
+			st.setChainLocked(chain{pos: it.from})
+			st.mu.chainErr = nil
 		}
 		switch {
 		case it.err != nil:
@@ -447,7 +484,11 @@ func (st *stream) processLocked() {
 		case it.cached != nil && it.cached.start == st.mu.ch.pos && it.cached.k*cs <= st.mu.ch.pos+int64(len(st.mu.ch.carry)):
 			// Built from the same chain before: nothing to check again.
 			it.entry = it.cached
-			st.mu.ch = chain{pos: it.entry.end, carry: it.entry.tail(cs)}
+			next := chain{pos: it.entry.end, carry: it.entry.tail(cs)}
+			if len(next.carry) > 0 {
+				next.buf = it.cb
+			}
+			st.setChainLocked(next)
 		default:
 			b := it.b
 			if b == nil || len(b.e.raw) == 0 || &b.e.raw[0] != &it.raw[0] {
@@ -456,6 +497,7 @@ func (st *stream) processLocked() {
 					it.err = err
 					break
 				}
+				b.e.buf = it.cb
 			}
 			if err := b.feed(int64(len(it.raw))); err != nil {
 				it.err = err
@@ -466,7 +508,8 @@ func (st *stream) processLocked() {
 				it.err = err
 				break
 			}
-			it.entry, st.mu.ch = e, next
+			it.entry = e
+			st.setChainLocked(next)
 			if len(e.ends) > 0 {
 				st.mgr.putEntry(e)
 			}
@@ -502,6 +545,7 @@ func (st *stream) feedLocked(it *item) {
 		if err != nil {
 			return // processLocked meets it again when the chunk is in
 		}
+		b.e.buf = it.cb
 		it.b = b
 	}
 	before := len(it.b.e.ends)
@@ -519,7 +563,12 @@ func (m *Manager) putEntry(e *entry) {
 	if m.closed {
 		return
 	}
-	m.cache.Set(entryKey(e.segID, e.k), e, e.cost())
+	if e.buf != nil {
+		e.buf.ref() // the cache's; OnExit gives it back
+	}
+	if !m.cache.Set(entryKey(e.segID, e.k), e, e.cost()) && e.buf != nil {
+		e.buf.unref() // dropped at once: OnExit is not called
+	}
 }
 
 // read is Session.Read on this stream.
@@ -670,6 +719,7 @@ func (st *stream) takeLocked(it *item, e *entry, r *Records, maxBytes int) (full
 	}
 	if runFrom >= 0 {
 		r.Parts = e.bytes(st.mgr.opts.ChunkBytes, runFrom, st.mu.pos, r.Parts)
+		r.hold(e.buf)
 	}
 	return full, nil
 }

@@ -152,6 +152,7 @@ func replay(t *testing.T, ctx context.Context, s *Session, p *Partition, l *loca
 		if err := r.Batches(func(h localstore.BatchHeader, _ []byte) bool { off = h.LastOffset() + 1; return true }); err != nil {
 			t.Fatal(err)
 		}
+		r.Release()
 		if each != nil {
 			each()
 		}
@@ -503,4 +504,68 @@ func TestColdReadAnsweredWhileChunkArrives(t *testing.T) {
 		}
 		r.Batches(func(h localstore.BatchHeader, _ []byte) bool { next = h.LastOffset() + 1; return true })
 	}
+}
+
+// TestChunkBuffersReusedNeverWhileViewed: chunk buffers go back to the pool
+// and are reused, but never while records still view them: a consumer that
+// keeps the last few reads unreleased (responses still being written) while
+// the cache turns over many times finds their bytes unchanged; nothing is
+// released more often than it was referenced.
+func TestChunkBuffersReusedNeverWhileViewed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	local, err := remotestore.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cs = 64 << 10
+	mgr := testManager(t, local, Options{CacheBytes: 4 * cs, ReadAheadBytes: 4 * cs})
+	p, l := remoteLog(t, mgr, local, "reuse", 512<<10, 12000) // ~40 chunks
+	end := p.Manifest().EndOffset()
+	s := mgr.NewSession()
+	defer s.Close()
+	type kept struct {
+		r    Records
+		off  int64
+		want []byte
+	}
+	var window []kept
+	check := func(k kept) {
+		if got := k.r.Bytes(); !bytes.Equal(got, k.want) {
+			t.Fatalf("records read at %d changed while unreleased", k.off)
+		}
+		k.r.Release()
+	}
+	for off := int64(0); off < end; {
+		r, err := s.Read(ctx, p, off, 24<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := r.Bytes()
+		want := localBytes(t, l, off, len(got), end)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("bytes at %d differ from the log", off)
+		}
+		window = append(window, kept{r, off, want})
+		if len(window) > 12 { // more than the cache and read-ahead hold
+			check(window[0])
+			window = window[1:]
+		}
+		r.Batches(func(h localstore.BatchHeader, _ []byte) bool { off = h.LastOffset() + 1; return true })
+	}
+	for _, k := range window {
+		check(k)
+	}
+	s.Close()
+	if err := mgr.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := mgr.Stats()
+	if st.BuffersOverReleased != 0 {
+		t.Fatalf("%d chunk buffers released more often than referenced", st.BuffersOverReleased)
+	}
+	if st.BuffersReused == 0 || st.BuffersAllocated >= st.BuffersReused+st.BuffersAllocated {
+		t.Fatalf("no chunk buffer was reused: %+v", st)
+	}
+	t.Logf("chunk buffers: %d allocated, %d reused, %d free", st.BuffersAllocated, st.BuffersReused, st.BuffersFree)
 }
