@@ -36,7 +36,7 @@ var (
 	replayProfiles = flag.String("bench.replay-profiles", "s3like,loopback", "links to MinIO: s3like (toxiproxy, testenv.S3Like), loopback (direct)")
 	replaySweep    = flag.String("bench.replay-sweep", "1,4,8,16,32", "concurrencies of the raw ranged-GET reference")
 	replayCases    = flag.String("bench.replay-cases", "copy,reference,first-byte,kgo,rdkafka", "cases to run")
-	replayPprof    = flag.String("bench.replay-pprof", "", "directory: each replay case saves a 3 s CPU profile of the broker, taken 1 s into the replay")
+	replayPprof    = flag.String("bench.replay-pprof", "", "directory: each replay case saves a 2 s CPU profile of the broker, taken 0.5 s into the replay")
 	replayBaseline = flag.String("bench.replay-baseline", "", "a strata binary of an older build: the first-byte and replay cases also run it (target=baseline, build=baseline), each right after this tree's, in the same run")
 )
 
@@ -767,11 +767,11 @@ func rdkafkaReplay(b *testing.B, bin, addr string, t *replayTopic) (wallTime, cp
 	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
-// saveProfile saves a 3 s CPU profile of the broker whose metrics are at
-// metricsURL (…/metrics), starting in 1 s.
+// saveProfile saves a 2 s CPU profile of the broker whose metrics are at
+// metricsURL (…/metrics), starting in 0.5 s.
 func saveProfile(metricsURL, path string) {
-	time.Sleep(time.Second)
-	resp, err := http.Get(strings.TrimSuffix(metricsURL, "/metrics") + "/debug/pprof/profile?seconds=3")
+	time.Sleep(500 * time.Millisecond)
+	resp, err := http.Get(strings.TrimSuffix(metricsURL, "/metrics") + "/debug/pprof/profile?seconds=2")
 	if err != nil {
 		return
 	}

@@ -80,6 +80,7 @@ func (p *bufPool) get(n int64) *chunkBuf {
 	if b == nil {
 		p.allocated.Add(1)
 		b = make([]byte, p.size)
+		adviseHugePages(b)
 	} else {
 		p.reused.Add(1)
 	}
