@@ -3,7 +3,9 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -464,12 +466,15 @@ func TestTxnTimeoutAbort(t *testing.T) {
 // the bucket and deleted locally are read back with read_committed from
 // the bucket: the transaction index travels in each segment's index bundle,
 // so aborted records stay hidden there too, including transactions whose
-// abort marker is segments after their data.
+// abort marker is segments after their data. Only the bundles of segments
+// that hold an aborted transaction are fetched for it (the manifest counts
+// them), not one per segment.
 func TestTxnTieredReadCommitted(t *testing.T) {
-	store, err := remotestore.NewLocal(t.TempDir())
+	local, err := remotestore.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	store := &getLog{Storage: local}
 	b := testenv.StartBroker(t, broker.Options{Remote: store, Settings: txnSettings("remote.fetch.chunk.bytes", "65536")})
 	createTopic(t, b.Addr, "tiered-txn", 2, map[string]*string{
 		"remote.storage.enable": strp("true"),
@@ -498,7 +503,13 @@ func TestTxnTieredReadCommitted(t *testing.T) {
 	if start := listOffset(t, b.Addr, "tiered-txn", -4); start[0] < 100 || start[1] < 100 {
 		t.Fatalf("local log starts %v: the transactions did not leave the disk", start)
 	}
+	store.reset()
 	rc := counts(readToEnd(t, b.Addr, "tiered-txn", 2, kgo.ReadCommitted()))
+	logs, bundles := store.distinct(".log"), store.distinct(".indexes")
+	if bundles == 0 || bundles >= logs {
+		t.Errorf("read_committed from the bucket fetched %d index bundles for %d segments: want only the few with aborted transactions", bundles, logs)
+	}
+	t.Logf("read_committed: %d segments read, %d index bundles fetched", logs, bundles)
 	for _, v := range committed {
 		if rc[v] != 1 {
 			t.Errorf("read_committed: committed %.12s… read %d times", v, rc[v])
@@ -513,4 +524,40 @@ func TestTxnTieredReadCommitted(t *testing.T) {
 	if len(ru) != len(committed)+len(aborted) {
 		t.Errorf("read_uncommitted: %d values, want %d", len(ru), len(committed)+len(aborted))
 	}
+}
+
+// getLog is a store that records the keys of its GETs.
+type getLog struct {
+	remotestore.Storage
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func (g *getLog) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	g.mu.Lock()
+	if g.keys == nil {
+		g.keys = map[string]bool{}
+	}
+	g.keys[key] = true
+	g.mu.Unlock()
+	return g.Storage.Get(ctx, key, off, n)
+}
+
+func (g *getLog) reset() {
+	g.mu.Lock()
+	g.keys = nil
+	g.mu.Unlock()
+}
+
+// distinct counts the distinct keys with suffix that were read.
+func (g *getLog) distinct(suffix string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for k := range g.keys {
+		if strings.HasSuffix(k, suffix) {
+			n++
+		}
+	}
+	return n
 }

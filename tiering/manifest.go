@@ -46,7 +46,16 @@ type RemoteSegment struct {
 	// AppendedAtMs is when the broker wrote the segment's newest batch (its
 	// local file time), used to bound retention of future-stamped data.
 	AppendedAtMs int64 `json:"appended_at_ms,omitempty"`
+	// AbortedTxns is how many entries the segment's transaction index
+	// (in its index bundle) holds, so a read_committed fetch from the
+	// bucket skips the bundle GET of every segment without an aborted
+	// transaction. nil: not known (copied before this field existed).
+	AbortedTxns *int `json:"aborted_txns,omitempty"`
 }
+
+// noAbortedTxns reports whether the segment is known to hold no aborted
+// transaction.
+func (s RemoteSegment) noAbortedTxns() bool { return s.AbortedTxns != nil && *s.AbortedTxns == 0 }
 
 // LogKey and IndexesKey are the segment's objects under partition prefix p.
 func (s RemoteSegment) LogKey(p string) string     { return s.keyBase(p) + ".log" }

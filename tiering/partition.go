@@ -263,6 +263,19 @@ func (p *Partition) entryFor(seg localstore.SegmentInfo) (RemoteSegment, bool, e
 	for len(entry.Epochs) > 1 && entry.Epochs[1].StartOffset <= entry.BaseOffset {
 		entry.Epochs = entry.Epochs[1:]
 	}
+	// The count of aborted transactions in the bundle uploaded next: a
+	// sealed segment's index only ever loses entries (cleaning), so the
+	// bundle holds none when this says none.
+	tidx, err := p.log.SegmentTxnIndex(seg.BaseOffset, seg.NextOffset)
+	if err != nil {
+		return entry, false, fmt.Errorf("tiering: transaction index of segment %d: %w", seg.BaseOffset, err)
+	}
+	aborted, err := localstore.DecodeTxnIndex(tidx, seg.BaseOffset, seg.NextOffset)
+	if err != nil {
+		return entry, false, fmt.Errorf("tiering: transaction index of segment %d: %w", seg.BaseOffset, err)
+	}
+	n := len(aborted)
+	entry.AbortedTxns = &n
 	return entry, true, nil
 }
 

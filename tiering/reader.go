@@ -210,7 +210,9 @@ func (p *Partition) AbortedTransactions(ctx context.Context, start, upper int64)
 	}
 	m := p.Manifest()
 	for _, seg := range m.Readable() {
-		if seg.LastOffset < start {
+		if seg.LastOffset < start || seg.noAbortedTxns() {
+			// No entry here: nothing to add, and nothing here completes
+			// the search (CollectAbortedTxns of no entries), so no GET.
 			continue
 		}
 		b, err := p.mgr.bundle(ctx, p.ms.prefix, seg)
