@@ -29,14 +29,14 @@ for pass in $(seq 1 "$passes"); do
 		for _ in $(seq 1 300); do grep -q "listening on" "$work/log" && break; sleep 0.05; done
 		"$work/strata-new" topic create t --partitions 16 --bootstrap-server 127.0.0.1:29500 > /dev/null
 		sync; { echo 1 > /proc/sys/vm/drop_caches; } 2>/dev/null || true
-		set -- $(cut -d' ' -f14,15 "/proc/$pid/stat"); before=$(( $1 + $2 ))
+		set -- $(cut -d' ' -f10,14,15 "/proc/$pid/stat"); fbefore=$1; before=$(( $2 + $3 ))
 		t0=$(date +%s.%N)
 		"$rdk" -P -t t -b 127.0.0.1:29500 -s 1024 -c "$records" -a 1 -q -X linger.ms=5 -X batch.size=1000000 -X enable.idempotence=false > /dev/null 2>&1
 		t1=$(date +%s.%N)
-		set -- $(cut -d' ' -f14,15 "/proc/$pid/stat"); after=$(( $1 + $2 ))
+		set -- $(cut -d' ' -f10,14,15 "/proc/$pid/stat"); fafter=$1; after=$(( $2 + $3 ))
 		kill "$pid"; wait "$pid" 2>/dev/null || true
 		rm -rf "$dir"
-		awk -v w="$which" -v p="$pass" -v a="$after" -v b="$before" -v t="$tck" -v g="$gb" -v t0="$t0" -v t1="$t1" \
-			'BEGIN { printf "pass %d %-4s %7.1f MB/s  %5.2f CPU-s  %5.2f CPU-s/GB\n", p, w, g*1000/(t1-t0), (a-b)/t, (a-b)/t/g }'
+		awk -v w="$which" -v p="$pass" -v a="$after" -v b="$before" -v t="$tck" -v g="$gb" -v t0="$t0" -v t1="$t1" -v fa="$fafter" -v fb="$fbefore" \
+			'BEGIN { printf "pass %d %-4s %7.1f MB/s  %5.2f CPU-s  %5.2f CPU-s/GB  %7.0f minflt/GB\n", p, w, g*1000/(t1-t0), (a-b)/t, (a-b)/t/g, (fa-fb)/g }'
 	done
 done
