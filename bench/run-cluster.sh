@@ -40,6 +40,15 @@ cpu_ticks() { # sum of utime+stime over the given pids, in clock ticks
 	echo "$sum"
 }
 
+minflt() { # sum of minor page faults over the given pids
+	local sum=0
+	for p in "$@"; do
+		set -- $(cut -d' ' -f10 "/proc/$p/stat")
+		sum=$((sum + $1))
+	done
+	echo "$sum"
+}
+
 wait_listen() { # file → address once "listening on" appears
 	for _ in $(seq 1 600); do
 		if grep -q "listening on" "$1" 2>/dev/null; then
@@ -82,6 +91,8 @@ measure() {
 	sync
 	{ echo 1 > /proc/sys/vm/drop_caches; } 2>/dev/null || true
 	before=$(cpu_ticks "$@")
+	local fbefore fafter
+	fbefore=$(minflt "$@")
 	local t0 t1
 	t0=$(date +%s.%N)
 	if [ "$client" = rdkafka ]; then
@@ -93,11 +104,13 @@ measure() {
 	fi
 	t1=$(date +%s.%N)
 	after=$(cpu_ticks "$@")
+	fafter=$(minflt "$@")
 	secs=$(awk -v a="$after" -v b="$before" -v t="$tck" 'BEGIN { printf "%.2f", (a - b) / t }')
 	rate=$(awk -v t0="$t0" -v t1="$t1" -v n="$records" 'BEGIN { printf "%.0f", n / (t1 - t0) }')
 	mbs=$(awk -v t0="$t0" -v t1="$t1" -v g="$gb" 'BEGIN { printf "%.1f", g * 1000 / (t1 - t0) }')
 	perg=$(awk -v s="$secs" -v g="$gb" 'BEGIN { printf "%.2f", s / g }')
-	printf "%-34s %-8s acks=%-3s %9s rec/s %7s MB/s  broker CPU %6s s  %6s CPU-s/GB\n" "$name" "$client" "$acks" "$rate" "$mbs" "$secs" "$perg" >> "$out"
+	faults=$(awk -v a="$fafter" -v b="$fbefore" -v g="$gb" 'BEGIN { printf "%.0f", (a - b) / g }')
+	printf "%-34s %-8s acks=%-3s %9s rec/s %7s MB/s  broker CPU %6s s  %6s CPU-s/GB  %7s minflt/GB\n" "$name" "$client" "$acks" "$rate" "$mbs" "$secs" "$perg" "$faults" >> "$out"
 	echo "$rate"
 }
 
