@@ -147,6 +147,11 @@ func TestReplayThroughLatencyProxy(t *testing.T) {
 		got[p] = append(got[p], &kgo.Record{Partition: p, Offset: off, Key: []byte(key), Value: []byte(val)})
 	}
 	tr.check(t, "kcat", got)
+	// Both replays went through Fetch responses that release their chunk
+	// buffers once written: none was released more often than held.
+	if st := tr.b.Broker.RemoteReaderStats(); st.BuffersOverReleased != 0 || st.BuffersAllocated == 0 {
+		t.Fatalf("chunk buffers: %+v", st)
+	}
 }
 
 // TestConsumerStopMidReplayLeavesNoPrefetch: a consumer that goes halfway
