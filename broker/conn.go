@@ -114,12 +114,24 @@ func (c *conn) readFrame() ([]byte, error) {
 	if cap(c.reuse) >= int(n) {
 		buf = c.reuse[:n]
 	} else {
-		buf = make([]byte, n)
+		buf = make([]byte, n, frameCap(int(n), int(c.b.settings.socketRequestMaxBytes)))
 	}
 	if _, err := io.ReadFull(c.r, buf); err != nil {
 		return nil, err
 	}
 	return buf, nil
+}
+
+// frameCap is the capacity of a new read buffer for an n-byte frame: a
+// quarter more (in 64 KiB steps, at most limit), so the next Produce, which
+// reuses it, fits even if it is a little larger. franz-go sends requests of
+// up to one batch per partition that grow by a few KB at a time (15.57,
+// 15.94, 15.99 MB, …); sized exactly, every one was a new 16 MB buffer —
+// ~3,900 page faults of ~11 µs each on a VM.
+func frameCap(n, limit int) int {
+	const step = 64 << 10
+	c := (n + n/4 + step - 1) / step * step
+	return max(n, min(c, limit))
 }
 
 func (c *conn) handleFrame(frame []byte) error {
