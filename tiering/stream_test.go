@@ -231,10 +231,19 @@ func TestStreamFetchesAheadAcrossSegments(t *testing.T) {
 		}
 		r.Batches(func(h localstore.BatchHeader, _ []byte) bool { off = h.LastOffset() + 1; return true })
 	}
+	// The stream issued it under its lock; the GET itself starts on its
+	// own goroutine, so wait for the store to see it (nothing else reads).
 	want := seg1.LogKey(p.Prefix()) + "@0"
 	found := false
+	for deadline := time.Now().Add(10 * time.Second); !found && time.Now().Before(deadline); {
+		for _, k := range g.gets() {
+			found = found || k == want
+		}
+		if !found {
+			time.Sleep(time.Millisecond)
+		}
+	}
 	for _, k := range g.gets() {
-		found = found || k == want
 		if strings.HasSuffix(k, seg1.IndexesKey(p.Prefix())+"@0") {
 			t.Errorf("the index bundle of segment 1 was fetched for a sequential read: %v", k)
 		}
