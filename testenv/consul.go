@@ -35,12 +35,18 @@ type Consul struct {
 func StartConsul(t testing.TB) *Consul {
 	t.Helper()
 	bin := toolBinary(t, "consul", "STRATA_CONSUL_BIN", "github.com/hashicorp/consul")
-	c := newConsul(t, bin, t.TempDir())
-	t.Cleanup(c.proc.stop)
-	if err := c.proc.start(60 * time.Second); err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		c := newConsul(t, bin, t.TempDir())
+		err := c.proc.start(60 * time.Second)
+		if err == nil {
+			t.Cleanup(c.proc.stop)
+			return c
+		}
+		if !portTaken(err) || attempt == portAttempts {
+			t.Fatal(err)
+		}
+		t.Logf("consul: a port was taken between choosing and binding it; again with new ports")
 	}
-	return c
 }
 
 var shared struct {
@@ -67,13 +73,19 @@ func SharedConsul(t testing.TB) *Consul {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newConsul(t, bin, dir)
-	if err := c.proc.start(60 * time.Second); err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		c := newConsul(t, bin, dir)
+		err := c.proc.start(60 * time.Second)
+		if err == nil {
+			shared.c, shared.dir = c, dir
+			return c
+		}
+		if !portTaken(err) || attempt == portAttempts {
+			os.RemoveAll(dir)
+			t.Fatal(err)
+		}
+		os.RemoveAll(c.DataDir)
 	}
-	shared.c, shared.dir = c, dir
-	return c
 }
 
 // StopSharedConsul kills the server SharedConsul started, if any.

@@ -42,38 +42,47 @@ func StartMinIO(t testing.TB) *MinIO {
 	t.Helper()
 	bin := toolBinary(t, "minio", "STRATA_MINIO_BIN", "github.com/minio/minio")
 	dir := t.TempDir()
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	consoleAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	m := &MinIO{
-		Endpoint:  "http://" + addr,
-		Addr:      addr,
-		AccessKey: MinIOAccessKey,
-		SecretKey: MinIOSecretKey,
-		Region:    MinIORegion,
-		DataDir:   filepath.Join(dir, "data"),
-		t:         t,
-	}
-	m.proc = &serverProc{
-		t:    t,
-		name: "minio",
-		bin:  bin,
-		args: []string{"server", m.DataDir,
-			"--address", addr,
-			"--console-address", consoleAddr,
-			"--certs-dir", filepath.Join(dir, "certs"), // not ~/.minio
-			"--quiet"},
-		env: []string{
-			"MINIO_ROOT_USER=" + m.AccessKey,
-			"MINIO_ROOT_PASSWORD=" + m.SecretKey,
-			"MINIO_REGION=" + m.Region,
-			"MINIO_BROWSER=off",
-			"MINIO_UPDATE=off",
-		},
-		ready: m.ready,
-	}
-	t.Cleanup(m.proc.stop)
-	if err := m.proc.start(60 * time.Second); err != nil {
-		t.Fatal(err)
+	var m *MinIO
+	var addr string
+	for attempt := 1; ; attempt++ {
+		addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		consoleAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		m = &MinIO{
+			Endpoint:  "http://" + addr,
+			Addr:      addr,
+			AccessKey: MinIOAccessKey,
+			SecretKey: MinIOSecretKey,
+			Region:    MinIORegion,
+			DataDir:   filepath.Join(dir, "data"),
+			t:         t,
+		}
+		m.proc = &serverProc{
+			t:    t,
+			name: "minio",
+			bin:  bin,
+			args: []string{"server", m.DataDir,
+				"--address", addr,
+				"--console-address", consoleAddr,
+				"--certs-dir", filepath.Join(dir, "certs"), // not ~/.minio
+				"--quiet"},
+			env: []string{
+				"MINIO_ROOT_USER=" + m.AccessKey,
+				"MINIO_ROOT_PASSWORD=" + m.SecretKey,
+				"MINIO_REGION=" + m.Region,
+				"MINIO_BROWSER=off",
+				"MINIO_UPDATE=off",
+			},
+			ready: m.ready,
+		}
+		err := m.proc.start(60 * time.Second)
+		if err == nil {
+			t.Cleanup(m.proc.stop)
+			break
+		}
+		if !portTaken(err) || attempt == portAttempts {
+			t.Fatal(err)
+		}
+		t.Logf("minio: a port was taken between choosing and binding it; again with new ports")
 	}
 	client, err := minio.New(addr, &minio.Options{
 		Creds:  credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""),

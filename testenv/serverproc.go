@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,6 +69,18 @@ func (p *serverProc) start(timeout time.Duration) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// portAttempts is how many times a test server's first start is tried with
+// new ports when one it was given was taken meanwhile: freePort's port is free
+// when chosen, but any process on the machine may bind it before the server
+// does (CI saw Consul fail so).
+const portAttempts = 3
+
+// portTaken reports whether a failed first start was a port taken between
+// choosing and binding it.
+func portTaken(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "already in use") // Consul: "address already in use"; MinIO: "port is already in use"
 }
 
 // stop kills the server (SIGKILL: fault tests want the abrupt kind) and
