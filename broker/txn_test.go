@@ -195,6 +195,12 @@ func keys(m map[string]int) []string {
 // transaction crashAfter+1 (records produced, nothing ended), as a process
 // dying would leave it.
 func etlWorker(ctx context.Context, t *testing.T, seeds []string, id, out string, abortEvery, crashAfter int) error {
+	return etlWorkerUp(ctx, t, seeds, id, out, abortEvery, crashAfter, nil)
+}
+
+// etlWorkerUp is etlWorker closing committed (if not nil) after its first
+// committed transaction.
+func etlWorkerUp(ctx context.Context, t *testing.T, seeds []string, id, out string, abortEvery, crashAfter int, committed chan<- struct{}) error {
 	s, err := kgo.NewGroupTransactSession(
 		kgo.SeedBrokers(seeds...),
 		kgo.TransactionalID(id),
@@ -239,8 +245,13 @@ func etlWorker(ctx context.Context, t *testing.T, seeds []string, id, out string
 		if abortEvery > 0 && round%abortEvery == 0 {
 			try = kgo.TryAbort
 		}
-		if _, err := s.End(ctx, try); err != nil && ctx.Err() == nil {
+		ok, err := s.End(ctx, try)
+		if err != nil && ctx.Err() == nil {
 			t.Logf("%s: end (commit %v): %v", id, try, err)
+		}
+		if ok && try == kgo.TryCommit && fs.NumRecords() > 0 && committed != nil {
+			close(committed)
+			committed = nil
 		}
 	}
 	return nil
@@ -312,15 +323,25 @@ func TestTxnGroupTransactSessionETL(t *testing.T) {
 	defer cancel()
 	seeds := []string{b.Addr}
 	errs := make(chan error, 4)
+	// etl-C first and alone: it owns every partition and dies in its third
+	// transaction, leaving it open. It comes back, still alone, so it is
+	// sure to find input and fence its zombie; the others join once it has
+	// committed again (started together, they could finish the input before
+	// the crash or before the restart ever initialised its producer).
+	if err := etlWorker(ctx, t, seeds, "etl-C", "etl-out", 0, 2); err != errCrashed {
+		t.Fatalf("etl-C did not crash as planned: %v", err)
+	}
+	restarted := make(chan struct{})
+	go func() { errs <- etlWorkerUp(ctx, t, seeds, "etl-C", "etl-out", 0, 0, restarted) }()
+	select {
+	case <-restarted:
+	case err := <-errs:
+		t.Fatalf("etl-C stopped after its restart: %v", err)
+	case <-ctx.Done():
+		t.Fatal("etl-C did not commit after its restart")
+	}
 	go func() { errs <- etlWorker(ctx, t, seeds, "etl-A", "etl-out", 3, 0) }()
 	go func() { errs <- etlWorker(ctx, t, seeds, "etl-B", "etl-out", 0, 0) }()
-	go func() {
-		if err := etlWorker(ctx, t, seeds, "etl-C", "etl-out", 0, 2); err != errCrashed {
-			errs <- err
-			return
-		}
-		errs <- etlWorker(ctx, t, seeds, "etl-C", "etl-out", 0, 0)
-	}()
 
 	adm := kadm.NewClient(testenv.Client(t, b.Addr))
 	for !groupCaughtUp(ctx, adm, "etl", "in", false) {
