@@ -168,11 +168,10 @@ type item struct {
 	// from its GET's start (or its cache hit) until it is dropped and its
 	// GET has returned.
 	cb *chunkBuf
-	// While the GET runs: its buffer, of which filled bytes have arrived;
+	// While the GET runs: how much of cb has arrived;
 	// once the chunk is next in chain order, b takes its batches as they
 	// come and progress is closed (and replaced) each time it takes more,
 	// so a read can be answered before the whole chunk is in.
-	buf       []byte
 	filled    int64
 	b         *builder
 	progress  chan struct{}
@@ -438,7 +437,7 @@ func (st *stream) issueLocked(charge int64) {
 			if it.dropped {
 				return
 			}
-			it.buf, it.filled = cb.b, n
+			it.filled = n
 			st.processLocked()
 		})
 		st.mgr.inflightGets.Add(-1)
@@ -490,8 +489,8 @@ func (st *stream) processLocked() {
 			}
 			st.setChainLocked(next)
 		default:
-			b := it.b
-			if b == nil || len(b.e.raw) == 0 || &b.e.raw[0] != &it.raw[0] {
+			b := it.b // built while the GET ran, over the same buffer
+			if b == nil {
 				var err error
 				if b, err = newBuilder(it.seg.LogKey(st.p.ms.prefix), it.seg.ID, it.k, cs, it.seg.Size, it.raw, st.mu.ch); err != nil {
 					it.err = err
@@ -517,7 +516,7 @@ func (st *stream) processLocked() {
 		if it.err != nil {
 			st.mu.chainErr = it.err
 		}
-		it.raw, it.cached, it.buf, it.b = nil, nil, nil, nil
+		it.raw, it.cached, it.b = nil, nil, nil
 		close(it.ready)
 	}
 	if st.mu.aheadAfterHead && len(st.mu.items) > 0 && st.mu.items[0].processed {
@@ -531,7 +530,7 @@ func (st *stream) processLocked() {
 // when it arrives whole). An inconsistency stays in the builder and fails
 // the chunk when it has arrived.
 func (st *stream) feedLocked(it *item) {
-	if it.dropped || it.buf == nil || it.filled == 0 || it.err != nil {
+	if it.dropped || it.filled == 0 || it.err != nil {
 		return
 	}
 	if it.b == nil {
@@ -541,7 +540,7 @@ func (st *stream) feedLocked(it *item) {
 		} else if st.mu.chainErr != nil {
 			return
 		}
-		b, err := newBuilder(it.seg.LogKey(st.p.ms.prefix), it.seg.ID, it.k, st.mgr.opts.ChunkBytes, it.seg.Size, it.buf, ch)
+		b, err := newBuilder(it.seg.LogKey(st.p.ms.prefix), it.seg.ID, it.k, st.mgr.opts.ChunkBytes, it.seg.Size, it.cb.b, ch)
 		if err != nil {
 			return // processLocked meets it again when the chunk is in
 		}
