@@ -35,18 +35,12 @@ type Consul struct {
 func StartConsul(t testing.TB) *Consul {
 	t.Helper()
 	bin := toolBinary(t, "consul", "STRATA_CONSUL_BIN", "github.com/hashicorp/consul")
-	for attempt := 1; ; attempt++ {
-		c := newConsul(t, bin, t.TempDir())
-		err := c.proc.start(60 * time.Second)
-		if err == nil {
-			t.Cleanup(c.proc.stop)
-			return c
-		}
-		if !portTaken(err) || attempt == portAttempts {
-			t.Fatal(err)
-		}
-		t.Logf("consul: a port was taken between choosing and binding it; again with new ports")
+	var c *Consul
+	if _, err := startOnFreePorts(t, func() *serverProc { c = newConsul(t, bin, t.TempDir()); return c.proc }); err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(c.proc.stop)
+	return c
 }
 
 var shared struct {
@@ -73,19 +67,18 @@ func SharedConsul(t testing.TB) *Consul {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for attempt := 1; ; attempt++ {
-		c := newConsul(t, bin, dir)
-		err := c.proc.start(60 * time.Second)
-		if err == nil {
-			shared.c, shared.dir = c, dir
-			return c
-		}
-		if !portTaken(err) || attempt == portAttempts {
-			os.RemoveAll(dir)
-			t.Fatal(err)
-		}
-		os.RemoveAll(c.DataDir)
+	var c *Consul
+	_, err = startOnFreePorts(t, func() *serverProc {
+		os.RemoveAll(filepath.Join(dir, "data")) // a failed start's
+		c = newConsul(t, bin, dir)
+		return c.proc
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
 	}
+	shared.c, shared.dir = c, dir
+	return c
 }
 
 // StopSharedConsul kills the server SharedConsul started, if any.

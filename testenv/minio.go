@@ -44,7 +44,7 @@ func StartMinIO(t testing.TB) *MinIO {
 	dir := t.TempDir()
 	var m *MinIO
 	var addr string
-	for attempt := 1; ; attempt++ {
+	_, err := startOnFreePorts(t, func() *serverProc {
 		addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
 		consoleAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 		m = &MinIO{
@@ -74,16 +74,12 @@ func StartMinIO(t testing.TB) *MinIO {
 			},
 			ready: m.ready,
 		}
-		err := m.proc.start(60 * time.Second)
-		if err == nil {
-			t.Cleanup(m.proc.stop)
-			break
-		}
-		if !portTaken(err) || attempt == portAttempts {
-			t.Fatal(err)
-		}
-		t.Logf("minio: a port was taken between choosing and binding it; again with new ports")
+		return m.proc
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(m.proc.stop)
 	client, err := minio.New(addr, &minio.Options{
 		Creds:  credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""),
 		Region: m.Region,

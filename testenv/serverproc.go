@@ -83,6 +83,20 @@ func portTaken(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "already in use") // Consul: "address already in use"; MinIO: "port is already in use"
 }
 
+// startOnFreePorts builds a server (build picks new ports each call) and
+// starts it, again with new ports, up to portAttempts times, while the
+// server says a port it was given is already in use.
+func startOnFreePorts(t testing.TB, build func() *serverProc) (*serverProc, error) {
+	for attempt := 1; ; attempt++ {
+		p := build()
+		err := p.start(60 * time.Second)
+		if err == nil || !portTaken(err) || attempt == portAttempts {
+			return p, err
+		}
+		t.Logf("%s: a port was taken between choosing and binding it; again with new ports", p.name)
+	}
+}
+
 // stop kills the server (SIGKILL: fault tests want the abrupt kind) and
 // waits for it to exit. Stopping a stopped server does nothing.
 func (p *serverProc) stop() {
